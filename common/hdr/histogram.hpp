@@ -5,6 +5,7 @@
 // Values are non-negative integers in whatever unit the caller picks; the harness records
 // microseconds, so the default range 1 .. 3,600,000,000 is 1 µs to 1 h at 3 significant digits.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -71,6 +72,15 @@ class Histogram {
   std::vector<Bucket> buckets() const;
 
  private:
+  // Index arithmetic (see histogram.cpp for the layout).
+  int bucket_index_of(std::int64_t value) const;
+  std::size_t index_of(std::int64_t value) const;
+  std::int64_t lowest_equivalent_at(std::size_t index) const;
+  std::int64_t width_at(std::size_t index) const;
+  std::int64_t highest_equivalent_at(std::size_t index) const;
+  std::int64_t median_equivalent_at(std::size_t index) const;
+  static std::int64_t rank_at_percentile(double p, std::int64_t count);
+
   std::int64_t lowest_;
   std::int64_t highest_;
   int significant_digits_;
