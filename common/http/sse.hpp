@@ -35,6 +35,7 @@ class SseParser {
   std::uint64_t comments() const { return comments_; }
 
  private:
+  bool feed_lines(std::string_view bytes, const OnEvent& on_event);
   void process_line(std::string_view line, const OnEvent& on_event);
   std::size_t max_line_bytes_;
   std::string line_;
@@ -44,6 +45,7 @@ class SseParser {
   std::string data_;
   bool has_data_ = false;
   std::string event_type_;
+  std::string id_buffer_;  ///< the id field as last parsed; becomes last_id_ at the next blank line
   std::string last_id_;
   std::optional<std::uint64_t> retry_ms_;
   std::uint64_t comments_ = 0;
