@@ -1,0 +1,41 @@
+// agentlab: one CLI, thin. Each subcommand is a library function.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "harness/cli/run_command.hpp"
+#include "mocks/llm/command.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "agentlab — performance lab for LLM-agent platforms\n"
+    "\n"
+    "usage: agentlab COMMAND [ARGS]\n"
+    "  run SCENARIO.yaml [--target URL] [--time-scale X] [--out DIR] [--seed N] [--shard I/N] [--threads N]\n"
+    "  mock-llm [--port N] [--profile FILE] [--seed N]\n"
+    "  help | version\n"
+    "\n"
+    "exit codes: 0 pass, 1 threshold failed, 2 invalid usage or scenario, 3 aborted\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "run") return lab::harness::run_command(argc - 1, argv + 1);
+  if (cmd == "mock-llm") return lab::mocks::llm::command_main(argc - 1, argv + 1);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    std::puts("agentlab 0.1.0");
+    return 0;
+  }
+  std::fprintf(stderr, "agentlab: unknown command '%s'\n\n%s", argv[1], kUsage);
+  return 2;
+}
