@@ -17,6 +17,7 @@
 #include "common/http/server.hpp"
 #include "common/http/sse.hpp"
 #include "harness/run/runner.hpp"
+#include "reports/merge/merge.hpp"
 
 using namespace lab;
 using namespace lab::harness;
@@ -357,4 +358,52 @@ faults:
   EXPECT_EQ(calls[1], "DELETE 1");
   EXPECT_NE(calls[2].find(R"("latency_multiplier":10)"), std::string::npos) << calls[2];
   EXPECT_EQ(calls[3], "DELETE 3");
+}
+
+TEST(HarnessRun, ShardsSplitTheLoadAndMergeExactly) {
+  http::Router router;
+  router.add(bhttp::verb::get, "/ok", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+    co_await ex.respond(http::Status::ok, "{}");
+  });
+  http::Server server({}, router.handler());
+  server.start();
+  const char* yaml = R"(
+name: sharded
+population: {users: 4}
+flows: {f: {steps: [{name: get, request: {path: /ok}}]}}
+phases:
+  - {executor: constant-arrival-rate, rate: 100/s, duration: 1s}
+  - {executor: constant-vus, vus: 4, duration: 500ms}
+thresholds: ["requests > 150", "p99(f.get.latency) < 1s"]
+)";
+  std::vector<std::pair<std::string, bj::value>> shards;
+  std::int64_t open_model = 0;
+  for (int i = 0; i < 2; ++i) {
+    Diagnostics diag("sharded.yaml");
+    auto sc = load_scenario_text(yaml, "sharded.yaml", 1.0, diag);
+    ASSERT_TRUE(sc) << diag.format();
+    RunOptions opt;
+    opt.target = server.url();
+    opt.threads = 1;
+    opt.shard_index = i;
+    opt.shard_count = 2;
+    opt.out_dir = temp_dir("shard" + std::to_string(i));
+    opt.live_progress = false;
+    auto out = run_scenario(*sc, opt);
+    std::ifstream in(out.results_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    shards.emplace_back(out.results_path, bj::parse(ss.str()));
+    open_model += shards.back().second.at("phases").at(0).at("counters").at("requests").to_number<std::int64_t>();
+  }
+  EXPECT_EQ(open_model, 100);  // each shard took half of the planned arrivals, none twice
+  std::vector<std::string> errors;
+  auto merged = lab::reports::merge_results(shards, errors);
+  ASSERT_TRUE(merged) << (errors.empty() ? "" : errors[0]);
+  const std::int64_t requests = merged->at("counters").at("requests").to_number<std::int64_t>();
+  EXPECT_EQ(requests, counter(shards[0].second, "requests") + counter(shards[1].second, "requests"));
+  EXPECT_EQ(metric(*merged, "f.get.latency", "count"), static_cast<double>(requests));
+  EXPECT_EQ(merged->at("verdict"), "pass");
+  EXPECT_TRUE(merged->at("thresholds").at(0).at("passed").as_bool());  // only the merged total passes
+  EXPECT_FALSE(lab::reports::merge_results({{"x.json", bj::parse(R"({"schema":"other"})")}}, errors));
 }
