@@ -13,6 +13,7 @@
 #include <ctime>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <future>
 #include <memory>
 #include <sstream>
@@ -258,6 +259,8 @@ class Controller {
   asio::awaitable<void> fault(const Fault& f);
   asio::awaitable<ActionResult> perform(const Fault& f, bool start);
   asio::awaitable<ActionResult> http_call(const HttpCall& call);
+  /// Re-reads every accepted task's stream (replay) and settles the ledger.
+  bj::object reconcile_ledger();
   void event(bj::object e) {
     e["t"] = std::round(seconds(sh_.clock->now() - run_start_) * 1000) / 1000;
     events_.push_back(std::move(e));
@@ -567,6 +570,117 @@ asio::awaitable<void> Controller::ticker() {
   if (tty) std::fprintf(stderr, "\n");
 }
 
+bj::object Controller::reconcile_ledger() {
+  // Merge what the workers saw (their threads have stopped).
+  std::unordered_map<std::string, LedgerEntry> all;
+  for (auto& w : workers_)
+    for (auto& [id, e] : w->ledger()) {
+      auto& into = all.try_emplace(id, LedgerEntry{e.slot, 0, 0}).first->second;
+      into.done = static_cast<std::uint16_t>(into.done + e.done);
+      into.error = static_cast<std::uint16_t>(into.error + e.error);
+    }
+  struct Replay {
+    int done = 0, error = 0;
+    bool answered = false;
+  };
+  std::unordered_map<std::string, Replay> replays;
+  std::vector<const std::pair<const std::string, LedgerEntry>*> todo;
+  for (const auto& kv : all) todo.push_back(&kv);
+
+  // Replay each stream from the start: the server's own record of the task's terminal events.
+  const Step& step = *sh_.ledger_stream;
+  http::ClientOptions o;
+  o.connect_timeout = 2s;
+  o.stream_idle_timeout = 2s;
+  http::ConnectionPool pool(io_.get_executor(), sh_.target, o, *sh_.clock);
+  std::size_t next = 0;
+  int running = 0;
+  const TimePoint give_up = sh_.clock->now() + 60s;
+  auto one = [&](const std::string& id, std::uint32_t slot_index) -> asio::awaitable<void> {
+    const UserSlot& slot = sh_.slots[slot_index];
+    std::vector<std::pair<std::string, std::string>> vars{{sh_.ledger_var, id}};
+    TemplateContext ctx;
+    ctx.user_id = slot.user_id;
+    ctx.user_token = slot.token;
+    ctx.user_vars = &slot.vars;
+    ctx.iter_vars = &vars;
+    http::ClientRequest req;
+    req.method = step.request.method;
+    Replay rp;
+    if (!render(step.request.path, ctx, req.target)) {
+      std::string value;
+      bool has_auth = false;
+      for (const auto& [name, t] : step.request.headers) {
+        render(t, ctx, value);
+        has_auth = has_auth || boost::beast::iequals(name, "authorization");
+        req.headers.emplace_back(name, value);
+      }
+      if (!has_auth && !slot.token.empty()) req.headers.emplace_back("Authorization", "Bearer " + slot.token);
+      if (step.request.body && !render(*step.request.body, ctx, value)) {
+        req.body = value;
+        req.content_type = step.request.content_type;
+      }
+      http::ClientResponse res;
+      auto on_event = [&](http::SseEvent&& e, TimePoint) {
+        if (!step.sse.until.matches(e.event, e.data)) return true;
+        std::string v = e.event;
+        if (step.sse.until.by == EventMatch::By::kData) v = e.data;
+        if (step.sse.until.by == EventMatch::By::kField)
+          if (auto doc = json::parse(e.data))
+            if (const auto* f = json::at_pointer(*doc, step.sse.until.pointer)) v = json::to_text(*f);
+        const bool is_error = std::find(step.sse.error_values.begin(), step.sse.error_values.end(), v) != step.sse.error_values.end();
+        (is_error ? rp.error : rp.done)++;
+        return true;  // keep reading: a second terminal event would be a duplicate
+      };
+      co_await pool.stream_sse(req, res, on_event, 3s);
+      rp.answered = res.status / 100 == 2;
+    }
+    replays[id] = rp;
+    --running;
+  };
+  while ((next < todo.size() || running > 0) && sh_.clock->now() < give_up) {
+    while (next < todo.size() && running < 64) {
+      ++running;
+      const auto* kv = todo[next++];
+      asio::co_spawn(io_, one(kv->first, kv->second.slot), asio::detached);
+    }
+    io_.run_for(10ms);
+  }
+
+  std::int64_t completed = 0, failed = 0, lost = 0, duplicated = 0, replayed = 0, unverified = 0;
+  for (const auto& [id, e] : all) {
+    auto it = replays.find(id);
+    const bool answered = it != replays.end() && it->second.answered;
+    if (answered) ++replayed;
+    // The server's record wins when it answered; otherwise what the client saw.
+    const int done = answered ? std::max<int>(it->second.done, 0) : e.done;
+    const int error = answered ? it->second.error : e.error;
+    const int client_terminals = e.done + e.error;
+    const int terminals = answered ? std::max(done + error, client_terminals) : client_terminals;
+    if (terminals == 0) {
+      ++lost;
+      if (!answered) ++unverified;
+    } else if (terminals > 1) {
+      ++duplicated;
+    } else if (done > 0 || (!answered && e.done > 0)) {
+      ++completed;
+    } else {
+      ++failed;
+    }
+  }
+  bj::object out;
+  out["accepted"] = static_cast<std::int64_t>(all.size());
+  out["completed"] = completed;
+  out["failed"] = failed;
+  out["lost"] = lost;
+  out["duplicated"] = duplicated;
+  out["replayed"] = replayed;
+  out["unverified"] = unverified;
+  out["method"] = "every accepted task's stream replayed from the start after the run (" + sh_.ledger_var +
+                  " captured by the accepting step); lost = no terminal event, duplicated = more than one";
+  return out;
+}
+
 std::string format_ms(double us_value) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2fms", us_value / 1000.0);
@@ -680,6 +794,12 @@ RunOutcome Controller::run() {
   const double duration_s = seconds(run_end - run_start_);
 
   ExtraValues extra = opt_.final_values ? opt_.final_values() : ExtraValues{};
+  bj::object ledger;
+  if (!sh_.ledger_var.empty()) {
+    ledger = reconcile_ledger();
+    for (const char* k : {"accepted", "completed", "failed", "lost", "duplicated"})
+      extra.emplace_back(std::string("ledger.") + k, ledger.at(k).to_number<double>());
+  }
   bj::array thresholds;
   bool all_passed = true;
   for (const auto& th : sc_.thresholds) {
@@ -763,7 +883,8 @@ RunOutcome Controller::run() {
   for (auto& e : events_) events.push_back(std::move(e));
   doc["events"] = std::move(events);
   doc["thresholds"] = std::move(thresholds);
-  if (opt_.final_ledger) doc["ledger"] = opt_.final_ledger();
+  if (!ledger.empty()) doc["ledger"] = std::move(ledger);
+  else if (opt_.final_ledger) doc["ledger"] = opt_.final_ledger();
 
   out.results_path = opt_.out_dir + "/results.json";
   if (auto err = write_json_file(out.results_path, doc)) {
@@ -860,6 +981,15 @@ RunOutcome run_scenario(const Scenario& sc, const RunOptions& opt) {
     cum += f.weight;
     shared.flow_weights_cumulative.push_back(cum);
   }
+  shared.ledger_var = sc.ledger_var;
+  if (!sc.ledger_var.empty())
+    for (const auto& f : sc.flows)
+      for (const auto& s : f.steps) {
+        auto names = s.request.path.captured_names();
+        if (!shared.ledger_stream && s.kind == Step::Kind::kSse &&
+            std::find(names.begin(), names.end(), sc.ledger_var) != names.end())
+          shared.ledger_stream = &s;
+      }
   shared.lateness_metric = shared.metrics.add("generator.lateness");
   shared.queue_wait_metric = shared.metrics.add("generator.queue_wait");
 

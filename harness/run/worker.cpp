@@ -199,6 +199,17 @@ asio::awaitable<bool> Worker::run_steps(const std::vector<Step>& steps,
         return true;
       };
       r = co_await pool_->stream_sse(req, res, on_event, timeout);
+      if (terminal && &step == shared_.ledger_stream) {
+        // The stream of an accepted task ended: note which terminal event it showed.
+        const std::string* id = nullptr;
+        for (auto it = vars.rbegin(); it != vars.rend() && !id; ++it)
+          if (it->first == shared_.ledger_var) id = &it->second;
+        if (id) {
+          auto& entry = ledger_.try_emplace(*id, LedgerEntry{static_cast<std::uint32_t>(info.slot), 0, 0}).first->second;
+          if (terminal_error) ++entry.error;
+          else ++entry.done;
+        }
+      }
       if (r.ok() && res.status / 100 == 2 && !terminal) {
         r = {http::ErrorClass::kProtocol, "stream ended before the terminal event"};
       }
@@ -241,6 +252,8 @@ asio::awaitable<bool> Worker::run_steps(const std::vector<Step>& steps,
             break;
           }
           vars.emplace_back(var, json::to_text(*v));
+          if (!shared_.ledger_var.empty() && var == shared_.ledger_var)
+            ledger_.try_emplace(vars.back().second, LedgerEntry{static_cast<std::uint32_t>(info.slot), 0, 0});
         }
       }
       if (!captured) {

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -49,6 +50,13 @@ struct UserSlot {
   bool setup_ok = true;
 };
 
+/// What the ledger knows of one accepted task, from this worker's point of view.
+struct LedgerEntry {
+  std::uint32_t slot = 0;
+  std::uint16_t done = 0;   ///< terminal success events seen for it
+  std::uint16_t error = 0;  ///< terminal failure events seen for it
+};
+
 /// Ids of the metrics one step records.
 struct StepMetrics {
   std::size_t latency, ttfb, ttft = SIZE_MAX, itl = SIZE_MAX, e2e = SIZE_MAX;
@@ -67,6 +75,10 @@ struct RunShared {
   std::size_t lateness_metric = 0, queue_wait_metric = 0;
   std::vector<double> flow_weights_cumulative;
   std::atomic<bool> stopping{false};
+  /// The ledger's task variable (empty: no ledger) and, per flow and step, whether the step
+  /// accepts tasks (captures the variable) or streams one (its path uses the variable).
+  std::string ledger_var;
+  const Step* ledger_stream = nullptr;
   const Clock* clock = &SteadyClock::instance();
 };
 
@@ -88,6 +100,8 @@ class Worker {
   boost::asio::io_context& io() { return io_; }
   Recorder& recorder() { return recorder_; }
   http::ConnectionPool& pool() { return *pool_; }
+  /// Accepted tasks this worker saw (worker thread only while running; read after join).
+  std::unordered_map<std::string, LedgerEntry>& ledger() { return ledger_; }
   RunShared& shared() { return shared_; }
 
   /// Runs one flow iteration to its end (or its first failed step). Records everything.
@@ -111,6 +125,7 @@ class Worker {
   boost::asio::io_context io_{1};
   std::unique_ptr<http::ConnectionPool> pool_;
   Recorder recorder_;
+  std::unordered_map<std::string, LedgerEntry> ledger_;
   std::thread thread_;
 };
 

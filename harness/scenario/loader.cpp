@@ -446,7 +446,8 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
   }
   Fields top(root, "", diag_, scale_);
   top.reject_unknown({"name", "description", "tags", "target", "system", "population", "auth", "prompts",
-                      "http", "setup", "flows", "phases", "faults", "thresholds", "sample", "samples"});
+                      "http", "setup", "flows", "phases", "faults", "thresholds", "sample", "samples",
+                      "ledger"});
   if (auto name = top.string("name", true)) sc->name = *name;
   if (auto d = top.string("description", false)) sc->description = *d;
   if (auto t = top.string("target", false)) sc->target = *t;
@@ -706,6 +707,25 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
   if (const YAML::Node s = root["samples"]; s.IsDefined()) {
     if (!s.IsSequence()) diag_.error(s, "samples", "expected a list");
     else for (std::size_t i = 0; i < s.size(); ++i) parse_sample(s[i], "samples[" + std::to_string(i) + "]");
+  }
+
+  if (const YAML::Node l = root["ledger"]; l.IsDefined()) {
+    Fields f(l, "ledger", diag_, scale_);
+    f.reject_unknown({"task"});
+    if (auto var = f.string("task", true)) {
+      bool captured = false, streamed = false;
+      for (const auto& flow : sc->flows)
+        for (const auto& step : flow.steps) {
+          for (const auto& [name, ptr] : step.capture) captured = captured || name == *var;
+          if (step.kind == Step::Kind::kSse) {
+            auto names = step.request.path.captured_names();
+            streamed = streamed || std::find(names.begin(), names.end(), *var) != names.end();
+          }
+        }
+      if (!captured) diag_.error(l["task"], "ledger.task", "no flow step captures '" + *var + "' (the accepted task id)");
+      if (!streamed) diag_.error(l["task"], "ledger.task", "no sse step's path uses '${" + *var + "}' (the task's stream)");
+      sc->ledger_var = *var;
+    }
   }
 
   if (!diag_.ok()) return nullptr;

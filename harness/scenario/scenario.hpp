@@ -132,6 +132,9 @@ struct Scenario {
   std::vector<Fault> faults;
   std::vector<Threshold> thresholds;
   std::vector<SampleSpec> samples;
+  /// `ledger: {task: VAR}`: every value a step captures into VAR is an accepted task; the SSE
+  /// step whose path uses ${VAR} shows its terminal event. Empty: no ledger.
+  std::string ledger_var;
   Nanos duration() const;  ///< end of the last phase
   /// Every metric name the scenario can produce ("chat.send.latency", ...).
   std::vector<std::string> metric_names() const;

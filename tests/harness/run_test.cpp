@@ -407,3 +407,48 @@ thresholds: ["requests > 150", "p99(f.get.latency) < 1s"]
   EXPECT_TRUE(merged->at("thresholds").at(0).at("passed").as_bool());  // only the merged total passes
   EXPECT_FALSE(lab::reports::merge_results({{"x.json", bj::parse(R"({"schema":"other"})")}}, errors));
 }
+
+// Task n: n % 4 == 0 → the stream never ends with a terminal event (lost);
+//         n % 4 == 1 → two done events (duplicated); 2 → error (failed); 3 → done (completed).
+TEST(HarnessRun, LedgerReconcilesEveryAcceptedTask) {
+  std::atomic<int> next_id{0};
+  http::Router router;
+  router.add(bhttp::verb::post, "/chat", [&](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+    co_await ex.respond(http::Status::accepted, R"({"taskId":")" + std::to_string(next_id++) + "\"}");
+  });
+  router.add(bhttp::verb::get, "/stream/{id}", [](http::Exchange& ex, const http::PathParams& p) -> asio::awaitable<void> {
+    const int n = std::stoi(p.at("id"));
+    co_await ex.start_stream(http::Status::ok, "text/event-stream");
+    co_await ex.write_chunk(http::format_sse("text_chunk", R"({"kind":"text_chunk"})"));
+    if (n % 4 == 1) {
+      co_await ex.write_chunk(http::format_sse("done", R"({"kind":"done"})"));
+      co_await ex.write_chunk(http::format_sse("done", R"({"kind":"done"})"));
+    } else if (n % 4 == 2) {
+      co_await ex.write_chunk(http::format_sse("error", R"({"kind":"error"})"));
+    } else if (n % 4 == 3) {
+      co_await ex.write_chunk(http::format_sse("done", R"({"kind":"done"})"));
+    }
+    co_await ex.finish_stream();
+  });
+  http::Server server({}, router.handler());
+  server.start();
+  auto r = run_text(R"(
+name: ledger
+flows:
+  chat:
+    steps:
+      - {name: send, request: {method: POST, path: /chat, json: {m: hi}}, capture: {task: /taskId}}
+      - {name: stream, sse: {path: "/stream/${task}", until: {field: /kind, in: [done, error]}}}
+phases: [{executor: constant-arrival-rate, rate: 40/s, duration: 1s}]
+ledger: {task: task}
+thresholds: ["ledger.lost == 0"]
+)", server.url(), "ledger");
+  EXPECT_EQ(r.outcome.exit_code, kExitFailed) << r.outcome.summary;  // the lost tasks fail the threshold
+  const auto& l = r.results.at("ledger");
+  EXPECT_EQ(l.at("accepted").to_number<int>(), 40) << bj::serialize(l);
+  EXPECT_EQ(l.at("lost").to_number<int>(), 10) << bj::serialize(l);
+  EXPECT_EQ(l.at("duplicated").to_number<int>(), 10) << bj::serialize(l);
+  EXPECT_EQ(l.at("failed").to_number<int>(), 10) << bj::serialize(l);
+  EXPECT_EQ(l.at("completed").to_number<int>(), 10) << bj::serialize(l);
+  EXPECT_EQ(l.at("replayed").to_number<int>(), 40) << bj::serialize(l);
+}
