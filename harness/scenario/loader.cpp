@@ -580,7 +580,7 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
       const std::string path = "faults[" + std::to_string(i) + "]";
       Fields f(faults[i], path, diag_, scale_);
       f.reject_unknown({"name", "at", "duration", "http", "exec", "action", "rate", "status", "multiplier",
-                        "after_tokens", "url"});
+                        "after_tokens", "url", "proxy", "type", "attributes", "stream", "toxicity"});
       Fault fault;
       fault.line = faults[i].Mark().line + 1;
       fault.name = f.string("name", false).value_or("fault" + std::to_string(i + 1));
@@ -590,7 +590,7 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
       const bool has_http = f.has("http"), has_exec = f.has("exec"), has_action = f.has("action");
       if (has_http + has_exec + has_action != 1) {
         diag_.error(faults[i], path, "a fault has exactly one action: http: {start, end}, exec: {command, undo}, "
-                                     "or action: llm.errors|llm.latency|llm.hang|llm.disconnect");
+                                     "or action: llm.errors|llm.latency|llm.hang|llm.disconnect|proxy.toxic|proxy.down");
         continue;
       }
       if (has_action) {
@@ -615,9 +615,53 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
             const auto after = f.has("after_tokens") ? f.integer("after_tokens", true, 0).value_or(0) : 0;
             body = "{\"disconnect_rate\":" + std::to_string(rate) + ",\"disconnect_after_tokens\":" +
                    std::to_string(after) + "}";
+          } else if (action == "proxy.toxic" || action == "proxy.down") {
+            // Toxiproxy's API (the built-in chaos proxy, or a real Toxiproxy in staging).
+            auto proxy = f.string("proxy", true);
+            if (!proxy) break;
+            const std::string base = f.string("url", false).value_or("");
+            fault.kind = Fault::Kind::kHttp;
+            HttpCall start, end;
+            start.method = bhttp::verb::post;
+            start.content_type = end.content_type = "application/json";
+            if (action == "proxy.down") {
+              start.url = end.url = base + "/proxies/" + *proxy;
+              end.method = bhttp::verb::post;
+              start.body = R"({"enabled":false})";
+              end.body = R"({"enabled":true})";
+            } else {
+              auto type = f.string("type", true);
+              if (!type) break;
+              const std::string stream = f.string("stream", false).value_or("downstream");
+              if (stream != "downstream" && stream != "upstream") {
+                diag_.error(faults[i]["stream"], f.path("stream"), "'" + stream + "' is not upstream or downstream");
+                break;
+              }
+              const double toxicity = f.has("toxicity") ? f.number("toxicity", true, 0).value_or(1) : 1.0;
+              std::string attributes = "{}";
+              if (const YAML::Node a = faults[i]["attributes"]; a.IsDefined()) {
+                if (!a.IsMap()) {
+                  diag_.error(a, f.path("attributes"), "expected a mapping of toxic attributes, e.g. {latency: 500}");
+                  break;
+                }
+                attributes.clear();
+                yaml_to_json_template(a, attributes);
+              }
+              std::string escaped_name;
+              json::append_escaped(escaped_name, fault.name);
+              start.url = base + "/proxies/" + *proxy + "/toxics";
+              start.body = R"({"name":")" + escaped_name + R"(","type":")" + *type + R"(","stream":")" + stream +
+                           R"(","toxicity":)" + std::to_string(toxicity) + R"(,"attributes":)" + attributes + "}";
+              end.method = bhttp::verb::delete_;
+              end.url = base + "/proxies/" + *proxy + "/toxics/" + fault.name;
+            }
+            fault.http_start = start;
+            fault.http_end = end;
+            break;
           } else {
             diag_.error(faults[i]["action"], f.path("action"),
-                        "unknown action '" + action + "' (llm.errors, llm.latency, llm.hang, llm.disconnect)");
+                        "unknown action '" + action + "' (llm.errors, llm.latency, llm.hang, llm.disconnect, "
+                        "proxy.toxic, proxy.down)");
             break;
           }
           HttpCall call;

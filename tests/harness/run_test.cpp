@@ -17,6 +17,7 @@
 #include "common/http/server.hpp"
 #include "common/http/sse.hpp"
 #include "harness/run/runner.hpp"
+#include "mocks/proxy/chaos_proxy.hpp"
 #include "reports/merge/merge.hpp"
 
 using namespace lab;
@@ -451,4 +452,48 @@ thresholds: ["ledger.lost == 0"]
   EXPECT_EQ(l.at("failed").to_number<int>(), 10) << bj::serialize(l);
   EXPECT_EQ(l.at("completed").to_number<int>(), 10) << bj::serialize(l);
   EXPECT_EQ(l.at("replayed").to_number<int>(), 40) << bj::serialize(l);
+}
+
+// The harness drives the chaos proxy through Toxiproxy's API: a latency toxic, then the proxy
+// down. Requests go through the proxy to an HTTP server.
+TEST(HarnessRun, ProxyFaultActionsDriveTheChaosProxy) {
+  http::Router router;
+  router.add(bhttp::verb::get, "/ok", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+    co_await ex.respond(http::Status::ok, "{}");
+  });
+  http::Server server({}, router.handler());
+  server.start();
+  lab::mocks::proxy::ChaosProxy proxy;
+  proxy.start();
+  lab::mocks::proxy::ProxyConfig cfg;
+  cfg.name = "api";
+  cfg.listen = "127.0.0.1:0";
+  cfg.upstream = "127.0.0.1:" + std::to_string(server.port());
+  auto created = proxy.registry().create_proxy(cfg);
+  ASSERT_TRUE(created.ok());
+  const std::string through = "http://" + created.value().listen;
+  auto r = run_text(R"(
+name: proxy-faults
+flows: {f: {steps: [{name: a, request: {path: /ok, timeout: 2s}}]}}
+phases:
+  - {name: clean, executor: constant-arrival-rate, rate: 20/s, duration: 500ms}
+  - {name: slow, executor: constant-arrival-rate, rate: 20/s, duration: 500ms}
+  - {name: gap, executor: constant-arrival-rate, rate: 20/s, duration: 500ms}
+  - {name: down, executor: constant-arrival-rate, rate: 20/s, duration: 500ms}
+faults:
+  - {name: lag, at: 450ms, duration: 600ms, action: proxy.toxic, proxy: api, type: latency, attributes: {latency: 300}, url: ")" +
+                        proxy.url() + R"("}
+  - {name: cut, at: 1450ms, duration: 700ms, action: proxy.down, proxy: api, url: ")" + proxy.url() + R"("}
+)", through, "proxy-faults", 1);
+  const auto& phases = r.results.at("phases");
+  auto p50 = [&](int i) { return phases.at(i).at("metrics").at("f.a.latency").at("p50").to_number<double>(); };
+  EXPECT_LT(p50(0), 100) << r.outcome.summary;
+  EXPECT_GE(p50(1), 290) << r.outcome.summary;
+  EXPECT_LT(p50(2), 100) << r.outcome.summary;
+  EXPECT_GE(phases.at(3).at("counters").at("errors").to_number<int>(), 5) << r.outcome.summary;
+  for (const auto& e : r.results.at("events").as_array())
+    if (e.at("kind") == "fault_start" || e.at("kind") == "fault_end") {
+      EXPECT_TRUE(e.at("ok").as_bool()) << bj::serialize(e);
+    }
+  EXPECT_TRUE(proxy.registry().proxy("api").value().enabled);  // the end action re-enabled it
 }
