@@ -1,0 +1,159 @@
+#include "runtime/command.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "runtime/service/runtime.hpp"
+
+namespace lab::runtime {
+
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: agentlab serve [--role all|gateway|worker] [--queue memory] [--store memory]\n"
+    "                      [--llm URL[,URL...]] [--host ADDR] [--port N] [--workers N]\n"
+    "                      [--http-threads N] [--config FILE]\n"
+    "\n"
+    "The reference agent runtime: gateway (HTTP API), queue, scheduler, stores and workers in\n"
+    "one process. SIGINT/SIGTERM drain it gracefully. See runtime/README.md.\n"
+    "\n"
+    "  --llm URL[,URL]  OpenAI-compatible LLM base URLs: the primary, then backups (required)\n"
+    "  --port N         listen port (default 8080; 0 = any free port)\n"
+    "  --host ADDR      listen address (default 127.0.0.1)\n"
+    "  --workers N      worker instances (default 2)\n"
+    "  --http-threads N API io threads (default 2)\n"
+    "  --queue, --store memory (redis:// and postgresql:// come with issue 5)\n"
+    "  --role           all (default); gateway and worker need shared backends (issue 5)\n"
+    "  --config FILE    YAML settings (runtime/README.md); flags override it\n"
+    "  AGENTLAB_JWT_SECRET  the HS256 secret (default agentlab-dev-secret)\n";
+
+template <typename T>
+bool parse_number(std::string_view text, T& out, T lo, T hi) {
+  T v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) return false;
+  out = v;
+  return true;
+}
+
+std::vector<std::string> split_urls(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view part = text.substr(0, comma);
+    if (!part.empty()) out.emplace_back(part);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+int serve_main(int argc, char** argv) {
+  RuntimeConfig config;
+  config.port = 8080;
+  std::vector<std::string> errors;
+  std::string config_path;
+  // The config file first (flags override it), so find it before the other flags.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string_view(argv[i]) == "--config") config_path = argv[i + 1];
+  }
+  if (!config_path.empty()) load_runtime_config_file(config_path, config, errors);
+
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      errors.push_back(std::string(flag) + ": " + (flag.starts_with("--") ? "missing value" : "unexpected argument"));
+      continue;
+    }
+    const std::string_view value = argv[++i];
+    if (flag == "--config") {
+      continue;  // read above
+    } else if (flag == "--role") {
+      if (value == "all") {
+        config.role = ServiceRole::kAll;
+      } else if (value == "gateway") {
+        config.role = ServiceRole::kGateway;
+      } else if (value == "worker") {
+        config.role = ServiceRole::kWorker;
+      } else {
+        errors.push_back("--role: expected all, gateway or worker, got '" + std::string(value) + "'");
+      }
+    } else if (flag == "--queue") {
+      config.queue = std::string(value);
+    } else if (flag == "--store") {
+      config.store = std::string(value);
+    } else if (flag == "--llm") {
+      config.llm_urls = split_urls(value);
+    } else if (flag == "--host") {
+      config.host = std::string(value);
+    } else if (flag == "--port") {
+      if (!parse_number<std::uint16_t>(value, config.port, 0, 65535)) {
+        errors.push_back("--port: expected a port number in [0, 65535], got '" + std::string(value) + "'");
+      }
+    } else if (flag == "--workers") {
+      if (!parse_number<int>(value, config.workers, 1, 256)) {
+        errors.push_back("--workers: expected an integer in [1, 256], got '" + std::string(value) + "'");
+      }
+    } else if (flag == "--http-threads") {
+      if (!parse_number<int>(value, config.http_threads, 1, 256)) {
+        errors.push_back("--http-threads: expected an integer in [1, 256], got '" + std::string(value) + "'");
+      }
+    } else {
+      --i;  // the value was not consumed
+      errors.push_back(std::string(flag) + ": unknown flag");
+    }
+  }
+  if (const char* secret = std::getenv("AGENTLAB_JWT_SECRET"); secret != nullptr && *secret != '\0') {
+    config.jwt_secret = secret;
+  }
+  for (auto& problem : config.validate()) errors.push_back(std::move(problem));
+  if (!errors.empty()) {
+    for (const std::string& e : errors) std::cerr << "serve: " << e << "\n";
+    std::cerr << kUsage;
+    return 2;
+  }
+
+  // Block the stop signals in every thread (the runtime's threads inherit the mask), then wait
+  // for them here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Runtime runtime(config);
+  try {
+    runtime.start();
+  } catch (const std::system_error& e) {
+    std::cerr << "serve: " << e.what() << "\n";
+    return 2;
+  }
+  std::cout << "agentlab serve: listening on " << runtime.url() << " (" << config.workers << " workers, LLM "
+            << config.llm_urls.front() << (config.llm_urls.size() > 1 ? " + backups" : "") << ")" << std::endl;
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::cerr << "serve: " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << ", draining (at most "
+            << std::chrono::duration_cast<std::chrono::seconds>(config.drain).count() << "s)\n";
+  runtime.stop(config.drain);
+  const auto c = runtime.counters();
+  std::cerr << "serve: stopped; tasks accepted " << c.ledger.accepted << ", completed " << c.ledger.completed
+            << ", failed " << c.ledger.failed << ", queued " << c.queue_depth << ", in flight " << c.in_flight << "\n";
+  return 0;
+}
+
+}  // namespace lab::runtime
