@@ -7,6 +7,7 @@
 #include "mocks/llm/command.hpp"
 #include "mocks/proxy/command.hpp"
 #include "reports/merge/merge.hpp"
+#include "runtime/command.hpp"
 
 namespace {
 
@@ -15,6 +16,7 @@ constexpr const char* kUsage =
     "\n"
     "usage: agentlab COMMAND [ARGS]\n"
     "  run SCENARIO.yaml [--target URL] [--time-scale X] [--out DIR] [--seed N] [--shard I/N] [--threads N]\n"
+    "  serve [--role all|gateway|worker] [--llm URL[,URL...]] [--port N] [--workers N] [--config FILE]\n"
     "  mock-llm [--port N] [--profile FILE] [--seed N]\n"
     "  chaos-proxy [--port N] [--config FILE]    TCP fault proxy with Toxiproxy's HTTP API\n"
     "  merge SHARD.json... --out MERGED.json     exact merge of --shard runs; thresholds on the merged result\n"
@@ -32,6 +34,7 @@ int main(int argc, char** argv) {
   std::string_view cmd = argv[1];
   if (cmd == "run") return lab::harness::run_command(argc - 1, argv + 1);
   if (cmd == "mock-llm") return lab::mocks::llm::command_main(argc - 1, argv + 1);
+  if (cmd == "serve") return lab::runtime::serve_main(argc - 1, argv + 1);
   if (cmd == "chaos-proxy") return lab::mocks::proxy::command_main(argc - 1, argv + 1);
   if (cmd == "merge") return lab::reports::merge_command(argc - 1, argv + 1);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -150,6 +150,14 @@ int run_command(int argc, char** argv) {
     }
     opt.target = stack->target_url();
     opt.fault_base_url = stack->admin_url();
+    if (stack->has_runtime() && scenario->samples.empty()) {
+      // The embedded runtime's state goes into every second of the results, and its breaker and
+      // degradation changes become events.
+      SampleSpec s;
+      s.url = "/api/system";
+      s.watch = {"/degradation_level", "/breakers/llm_primary", "/breakers/llm_backup", "/breakers/tools"};
+      scenario->samples.push_back(std::move(s));
+    }
     std::fprintf(stderr, "agentlab: embedded stack: %s\n", stack->describe().c_str());
   }
 

@@ -4,6 +4,8 @@
 
 #include "mocks/llm/mock_llm.hpp"
 #include "mocks/llm/profile.hpp"
+#include "runtime/service/runtime.hpp"
+#include "runtime/service/runtime_config.hpp"
 
 namespace lab::harness {
 
@@ -74,17 +76,25 @@ std::unique_ptr<EmbeddedStack> EmbeddedStack::start(const Scenario& sc, std::uin
     return nullptr;
   }
   Fields f(sys, "system", diag);
-  f.reject_unknown({"llm", "runtime"});
-  if (sys["runtime"].IsDefined()) {
-    diag.error(sys["runtime"], "system.runtime",
-               "the embedded reference runtime is not built yet (issue 4); run against --target URL, or "
-               "use system.llm alone to load the mock LLM");
-  }
+  f.reject_unknown({"llm", "llm_backup", "runtime"});
   if (!sys["llm"].IsDefined()) {
     diag.error(sys, "system.llm", "missing (the mock LLM's settings, e.g. {ttft: 300ms, itl: 20ms})");
     return nullptr;
   }
   auto profile = llm_profile(sys["llm"], sc, diag);
+  std::optional<mocks::llm::Profile> backup_profile;
+  if (sys["llm_backup"].IsDefined()) backup_profile = llm_profile(sys["llm_backup"], sc, diag);
+  runtime::RuntimeConfig config;
+  const bool with_runtime = sys["runtime"].IsDefined();
+  if (with_runtime) {
+    config.llm_urls = {"http://127.0.0.1:1"};  // replaced below by the mocks' URLs
+    if (!sc.auth_secret.empty()) config.jwt_secret = sc.auth_secret;
+    config.seed = seed;
+    std::vector<std::string> errors;
+    runtime::apply_runtime_yaml(sys["runtime"], sc.file, config, errors);
+    for (const auto& e : errors) diag.error_at(0, 0, "system.runtime", e);
+    for (const auto& e : config.validate()) diag.error(sys["runtime"], "system.runtime", e);
+  }
   if (!profile || !diag.ok()) return nullptr;
   Fields lf(sys["llm"], "system.llm", diag);
   const int threads = lf.has("threads") ? static_cast<int>(lf.integer("threads", true, 1).value_or(1)) : 1;
@@ -92,23 +102,39 @@ std::unique_ptr<EmbeddedStack> EmbeddedStack::start(const Scenario& sc, std::uin
   std::unique_ptr<EmbeddedStack> stack(new EmbeddedStack());
   mocks::llm::MockLlmOptions opts;
   opts.threads = threads;
-  stack->llm_ = std::make_unique<mocks::llm::MockLlm>(std::move(*profile), SteadyClock::instance(), seed, opts);
   try {
+    stack->llm_ = std::make_unique<mocks::llm::MockLlm>(std::move(*profile), SteadyClock::instance(), seed, opts);
     stack->llm_->start();
+    if (backup_profile) {
+      stack->backup_ = std::make_unique<mocks::llm::MockLlm>(std::move(*backup_profile), SteadyClock::instance(), seed + 1, opts);
+      stack->backup_->start();
+    }
+    if (with_runtime) {
+      config.llm_urls = {stack->llm_->url()};
+      if (stack->backup_) config.llm_urls.push_back(stack->backup_->url());
+      config.port = 0;
+      config.host = "127.0.0.1";
+      stack->runtime_ = std::make_unique<runtime::Runtime>(config);
+      stack->runtime_->start();
+    }
   } catch (const std::exception& e) {
-    diag.error(sys["llm"], "system.llm", std::string("the mock LLM did not start: ") + e.what());
+    diag.error(sys, "system", std::string("the embedded stack did not start: ") + e.what());
     return nullptr;
   }
-  stack->target_ = stack->llm_->url();
   stack->admin_ = stack->llm_->url();
-  stack->description_ = "mock LLM on " + stack->llm_->url() + " (" + std::to_string(threads) + " thread" +
-                        (threads == 1 ? "" : "s") + ")";
+  stack->target_ = stack->runtime_ ? stack->runtime_->url() : stack->llm_->url();
+  stack->description_ = (stack->runtime_ ? "runtime on " + stack->runtime_->url() + " (" + std::to_string(config.workers) +
+                                               " workers), " : std::string()) +
+                        "mock LLM on " + stack->llm_->url() +
+                        (stack->backup_ ? ", backup mock LLM on " + stack->backup_->url() : std::string());
   return stack;
 }
 
 EmbeddedStack::~EmbeddedStack() { stop(); }
 
 void EmbeddedStack::stop() {
+  if (runtime_) runtime_->stop();
+  if (backup_) backup_->stop();
   if (llm_) llm_->stop();
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // The embedded stack: what `agentlab run` boots in-process on loopback when no target is given,
-// from the scenario's `system:` block. Today that is the mock LLM (`system.llm`); the reference
-// runtime (`system.runtime`) joins it with the runtime issue.
+// from the scenario's `system:` block: the mock LLM (`system.llm`), an optional backup provider
+// (`system.llm_backup`, a second mock), and the reference runtime (`system.runtime`, keys as in
+// runtime/README.md) wired to them. With a runtime the load goes to it; otherwise to the mock.
 
 #include <memory>
 #include <string>
@@ -11,6 +12,9 @@
 
 namespace lab::mocks::llm {
 class MockLlm;
+}
+namespace lab::runtime {
+class Runtime;
 }
 
 namespace lab::harness {
@@ -27,11 +31,14 @@ class EmbeddedStack {
   /// Where relative fault URLs (the mock's /admin/faults) go.
   std::string admin_url() const { return admin_; }
   std::string describe() const { return description_; }
+  bool has_runtime() const { return runtime_ != nullptr; }
   void stop();
 
  private:
   EmbeddedStack() = default;
   std::unique_ptr<mocks::llm::MockLlm> llm_;
+  std::unique_ptr<mocks::llm::MockLlm> backup_;
+  std::unique_ptr<runtime::Runtime> runtime_;
   std::string target_, admin_, description_;
 };
 

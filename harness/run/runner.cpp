@@ -259,10 +259,13 @@ class Controller {
   asio::awaitable<void> fault(const Fault& f);
   asio::awaitable<ActionResult> perform(const Fault& f, bool start);
   asio::awaitable<ActionResult> http_call(const HttpCall& call);
+  /// For each fault: when every watched field was back at its value from before the fault, and
+  /// the first second after the fault's end with no errors.
+  bj::array recovery_json() const;
   /// Re-reads every accepted task's stream (replay) and settles the ledger.
   bj::object reconcile_ledger();
   void event(bj::object e) {
-    e["t"] = std::round(seconds(sh_.clock->now() - run_start_) * 1000) / 1000;
+    e["t"] = std::max(0.0, std::round(seconds(sh_.clock->now() - run_start_) * 1000) / 1000);
     events_.push_back(std::move(e));
   }
   void abort(std::string reason) {
@@ -570,6 +573,77 @@ asio::awaitable<void> Controller::ticker() {
   if (tty) std::fprintf(stderr, "\n");
 }
 
+bj::array Controller::recovery_json() const {
+  bj::array out;
+  for (const auto& start : events_) {
+    if (start.at("kind") != "fault_start") continue;
+    const std::string name(start.at("name").as_string());
+    const double t_start = start.at("t").to_number<double>();
+    std::optional<double> t_end;
+    for (const auto& e : events_)
+      if (e.at("kind") == "fault_end" && e.at("name").as_string() == name) t_end = e.at("t").to_number<double>();
+    bj::object row;
+    row["fault"] = name;
+    row["start_t"] = t_start;
+    if (!t_end) {
+      row["end_t"] = nullptr;
+      out.push_back(std::move(row));
+      continue;
+    }
+    row["end_t"] = *t_end;
+    // Watched fields: value before the fault, and the first moment at or after its end when
+    // they all hold it again.
+    std::map<std::string, std::string> before, now;
+    std::optional<double> settled;
+    bool deviated = false;
+    auto all_back = [&] {
+      for (const auto& [k, v] : before)
+        if (now[k] != v) return false;
+      return true;
+    };
+    bool checked_at_end = false;
+    for (const auto& e : events_) {
+      const auto* field = e.if_contains("field");
+      if (!field) continue;
+      const double t = e.at("t").to_number<double>();
+      if (t >= *t_end && !checked_at_end) {
+        checked_at_end = true;
+        if (all_back()) {
+          settled = *t_end;
+          break;
+        }
+      }
+      const std::string f(field->as_string());
+      const std::string to = e.at("to").is_string() ? std::string(e.at("to").as_string()) : "null";
+      if (t <= t_start) before[f] = to;
+      else if (before.count(f) && before[f] != to) deviated = true;
+      now[f] = to;
+      if (t >= *t_end && all_back()) {
+        settled = t;
+        break;
+      }
+    }
+    if (!settled && !checked_at_end && all_back()) settled = *t_end;
+    if (!deviated) row["watched_recovered_t"] = *t_end;
+    else if (settled) row["watched_recovered_t"] = *settled;
+    else row["watched_recovered_t"] = nullptr;
+    if (const auto* v = row.if_contains("watched_recovered_t"); v && v->is_number())
+      row["recovery_s"] = std::round((v->to_number<double>() - *t_end) * 1000) / 1000;
+    else
+      row["recovery_s"] = nullptr;
+    // Errors: the first whole second at or after the end with none.
+    for (const auto& r : timeseries_) {
+      const double t = r.at("t").to_number<double>();
+      if (t >= *t_end + 1 && r.at("errors").to_number<std::int64_t>() == 0) {
+        row["errors_clear_t"] = t;
+        break;
+      }
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 bj::object Controller::reconcile_ledger() {
   // Merge what the workers saw (their threads have stopped).
   std::unordered_map<std::string, LedgerEntry> all;
@@ -595,7 +669,11 @@ bj::object Controller::reconcile_ledger() {
   http::ConnectionPool pool(io_.get_executor(), sh_.target, o, *sh_.clock);
   std::size_t next = 0;
   int running = 0;
-  const TimePoint give_up = sh_.clock->now() + 60s;
+  const TimePoint give_up = sh_.clock->now() + 90s;
+  auto todo_entry_seen = [&](const std::string& id) -> bool {
+    const auto& e = all.at(id);
+    return e.done + e.error > 0;
+  };
   auto one = [&](const std::string& id, std::uint32_t slot_index) -> asio::awaitable<void> {
     const UserSlot& slot = sh_.slots[slot_index];
     std::vector<std::pair<std::string, std::string>> vars{{sh_.ledger_var, id}};
@@ -632,7 +710,9 @@ bj::object Controller::reconcile_ledger() {
         (is_error ? rp.error : rp.done)++;
         return true;  // keep reading: a second terminal event would be a duplicate
       };
-      co_await pool.stream_sse(req, res, on_event, 3s);
+      // A task still running when the load stopped is not lost yet: give its stream time to end.
+      const auto& seen = todo_entry_seen(id);
+      co_await pool.stream_sse(req, res, on_event, seen ? Nanos(3s) : Nanos(30s));
       rp.answered = res.status / 100 == 2;
     }
     replays[id] = rp;
@@ -878,6 +958,7 @@ RunOutcome Controller::run() {
   }
   doc["phases"] = std::move(phase_rows);
   if (!sc_.setup.empty()) doc["setup"] = bj::object{{"metrics", metrics_json(setup, sh_.metrics)}, {"counters", counters_json(setup.counters)}};
+  doc["recovery"] = recovery_json();  // reads the series: before it moves
   doc["timeseries"] = std::move(timeseries_);
   bj::array events;
   for (auto& e : events_) events.push_back(std::move(e));
