@@ -1,4 +1,5 @@
 #include "runtime/command.hpp"
+#include "common/cli/stop_signals.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -128,13 +129,7 @@ int serve_main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals in every thread (the runtime's threads inherit the mask), then wait
-  // for them here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = cli::block_stop_signals();
 
   Runtime runtime(config);
   try {
@@ -145,8 +140,7 @@ int serve_main(int argc, char** argv) {
   }
   std::cout << "agentlab serve: listening on " << runtime.url() << " (" << config.workers << " workers, LLM "
             << config.llm_urls.front() << (config.llm_urls.size() > 1 ? " + backups" : "") << ")" << std::endl;
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = cli::wait_for_stop_signal(stop_signals);
   std::cerr << "serve: " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << ", draining (at most "
             << std::chrono::duration_cast<std::chrono::seconds>(config.drain).count() << "s)\n";
   runtime.stop(config.drain);

@@ -1,4 +1,5 @@
 #include "mocks/llm/command.hpp"
+#include "common/cli/stop_signals.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -97,13 +98,7 @@ int command_main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals in every thread (the server's threads inherit the mask), then wait
-  // for them here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = cli::block_stop_signals();
 
   MockLlm mock(std::move(profile), SteadyClock::instance(), seed, options);
   try {
@@ -113,8 +108,7 @@ int command_main(int argc, char** argv) {
     return 2;
   }
   std::cout << "mock-llm listening on " << mock.url() << std::endl;
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = cli::wait_for_stop_signal(stop_signals);
   std::cerr << "mock-llm: " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << ", draining\n";
   mock.stop(std::chrono::milliseconds(2000));
   return 0;

@@ -1,4 +1,5 @@
 #include "mocks/llm/generation.hpp"
+#include "common/text/json_util.hpp"
 
 #include <boost/json/serialize.hpp>
 
@@ -50,26 +51,7 @@ json::value example_value(const json::value& schema, std::string_view name, Rng&
 
 }  // namespace
 
-void json_escape(std::string_view text, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-}
+void json_escape(std::string_view text, std::string& out) { lab::json::append_escaped(out, text); }
 
 std::string example_arguments(const json::value& schema, Rng& rng) {
   json::value v = example_value(schema.is_null() ? json::value(json::object()) : schema, "", rng, 0);

@@ -1,4 +1,5 @@
 #include "mocks/proxy/command.hpp"
+#include "common/cli/stop_signals.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -128,13 +129,7 @@ int command_main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals in every thread (the proxy's threads inherit the mask), then wait
-  // for them here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = cli::block_stop_signals();
 
   ChaosProxy proxy(options);
   try {
@@ -157,8 +152,7 @@ int command_main(int argc, char** argv) {
     }
   }
   std::cout << "chaos-proxy API on " << proxy.url() << std::endl;
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = cli::wait_for_stop_signal(stop_signals);
   std::cerr << "chaos-proxy: " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
   proxy.stop();
   return 0;
