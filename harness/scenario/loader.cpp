@@ -22,6 +22,11 @@ bool EventMatch::matches(std::string_view event, std::string_view data) const {
     case By::kEvent: return std::find(values.begin(), values.end(), event) != values.end();
     case By::kData: return std::find(values.begin(), values.end(), data) != values.end();
     case By::kField: {
+      // Most events of a stream cannot match (a text chunk never contains "done" as a value):
+      // skip the JSON parse unless one of the values appears in the text at all.
+      if (!values.empty() &&
+          std::none_of(values.begin(), values.end(), [&](const std::string& v) { return data.find(v) != std::string_view::npos; }))
+        return false;
       auto doc = json::parse(data);
       if (!doc) return false;
       const auto* v = json::at_pointer(*doc, pointer);
