@@ -123,6 +123,19 @@ ThresholdOutcome evaluate_threshold(const Threshold& t, const MetricSet& total, 
   return out;
 }
 
+bj::object threshold_json(const Threshold& th, const ThresholdOutcome& o) {
+  bj::object t;
+  t["expr"] = th.expr;
+  const bool time_valued = th.agg == Threshold::Agg::kPercentile || th.agg == Threshold::Agg::kMean ||
+                           th.agg == Threshold::Agg::kMin || th.agg == Threshold::Agg::kMax;
+  if (o.observed) t["observed"] = time_valued ? *o.observed / 1000.0 : *o.observed;
+  else t["observed"] = nullptr;
+  if (time_valued) t["unit"] = "ms";
+  t["passed"] = o.passed;
+  if (!o.note.empty()) t["note"] = o.note;
+  return t;
+}
+
 std::optional<std::string> write_json_file(const std::string& path, const bj::value& doc) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -36,6 +36,10 @@ using ExtraValues = std::vector<std::pair<std::string, double>>;
 ThresholdOutcome evaluate_threshold(const Threshold& t, const MetricSet& total, const MetricIndex& index,
                                     double duration_s, const ExtraValues& extra);
 
+/// {expr, observed, unit?, passed, note?}: one row of results.json "thresholds"; time-valued
+/// observations are converted from µs to ms.
+boost::json::object threshold_json(const Threshold& t, const ThresholdOutcome& o);
+
 /// Writes `doc` to `path` through a temporary file and rename, so a reader never sees a partial
 /// file. Creates the parent directory. Returns an error message on failure.
 std::optional<std::string> write_json_file(const std::string& path, const boost::json::value& doc);

@@ -241,6 +241,14 @@ ActionResult run_command(const std::string& command, std::chrono::seconds timeou
   return {false, "killed by signal " + std::to_string(WTERMSIG(status))};
 }
 
+// "http://h:p/a/b?q" → {"http://h:p", "/a/b?q"}; a URL without a path gets "/".
+std::pair<std::string, std::string> split_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const auto path_at = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  if (path_at == std::string::npos) return {url, "/"};
+  return {url.substr(0, path_at), url.substr(path_at)};
+}
+
 std::string resolve_url(const std::string& url, const std::string& base) {
   if (url.starts_with("http://") || url.starts_with("https://")) return url;
   return base + url;
@@ -316,11 +324,7 @@ class Controller {
 asio::awaitable<ActionResult> Controller::http_call(const HttpCall& call) {
   std::string url = resolve_url(call.url, opt_.fault_base_url.empty() ? opt_.target : opt_.fault_base_url);
   std::string error;
-  // Split URL into origin + path.
-  auto scheme_end = url.find("://");
-  auto path_at = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-  std::string origin = path_at == std::string::npos ? url : url.substr(0, path_at);
-  std::string path = path_at == std::string::npos ? "/" : url.substr(path_at);
+  auto [origin, path] = split_url(url);
   auto parsed = http::parse_url(origin, &error);
   if (!parsed) co_return ActionResult{false, url + ": " + error};
   http::ClientOptions o;
@@ -436,10 +440,7 @@ void flatten_prometheus(std::string_view text, bj::object& out) {
 
 asio::awaitable<void> Controller::sampler(const SampleSpec& spec, std::size_t index) {
   std::string url = resolve_url(spec.url, opt_.target);
-  auto scheme_end = url.find("://");
-  auto path_at = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-  std::string origin = path_at == std::string::npos ? url : url.substr(0, path_at);
-  std::string path = path_at == std::string::npos ? "/" : url.substr(path_at);
+  auto [origin, path] = split_url(url);
   std::string error;
   auto parsed = http::parse_url(origin, &error);
   if (!parsed) co_return;
@@ -701,13 +702,7 @@ bj::object Controller::reconcile_ledger() {
       http::ClientResponse res;
       auto on_event = [&](http::SseEvent&& e, TimePoint) {
         if (!step.sse.until.matches(e.event, e.data)) return true;
-        std::string v = e.event;
-        if (step.sse.until.by == EventMatch::By::kData) v = e.data;
-        if (step.sse.until.by == EventMatch::By::kField)
-          if (auto doc = json::parse(e.data))
-            if (const auto* f = json::at_pointer(*doc, step.sse.until.pointer)) v = json::to_text(*f);
-        const bool is_error = std::find(step.sse.error_values.begin(), step.sse.error_values.end(), v) != step.sse.error_values.end();
-        (is_error ? rp.error : rp.done)++;
+        (step.sse.terminal_is_error(e.event, e.data) ? rp.error : rp.done)++;
         return true;  // keep reading: a second terminal event would be a duplicate
       };
       // A task still running when the load stopped is not lost yet: give its stream time to end.
@@ -884,16 +879,7 @@ RunOutcome Controller::run() {
   bool all_passed = true;
   for (const auto& th : sc_.thresholds) {
     auto o = evaluate_threshold(th, total, sh_.metrics, duration_s, extra);
-    bj::object t;
-    t["expr"] = th.expr;
-    const bool time_valued = th.agg == Threshold::Agg::kPercentile || th.agg == Threshold::Agg::kMean ||
-                             th.agg == Threshold::Agg::kMin || th.agg == Threshold::Agg::kMax;
-    if (o.observed) t["observed"] = time_valued ? *o.observed / 1000.0 : *o.observed;
-    else t["observed"] = nullptr;
-    if (time_valued) t["unit"] = "ms";
-    t["passed"] = o.passed;
-    if (!o.note.empty()) t["note"] = o.note;
-    thresholds.push_back(std::move(t));
+    thresholds.push_back(threshold_json(th, o));
     all_passed = all_passed && o.passed;
   }
 

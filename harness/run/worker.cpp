@@ -175,14 +175,7 @@ asio::awaitable<bool> Worker::run_steps(const std::vector<Step>& steps,
         if (step.sse.until.matches(e.event, e.data)) {
           terminal = true;
           // Which value matched decides success: e.g. kind "error" ends the stream as a failure.
-          std::string value = e.event;
-          if (step.sse.until.by == EventMatch::By::kData) value = e.data;
-          if (step.sse.until.by == EventMatch::By::kField) {
-            if (auto doc = json::parse(e.data))
-              if (const auto* v = json::at_pointer(*doc, step.sse.until.pointer)) value = json::to_text(*v);
-          }
-          terminal_error = std::find(step.sse.error_values.begin(), step.sse.error_values.end(), value) !=
-                           step.sse.error_values.end();
+          terminal_error = step.sse.terminal_is_error(e.event, e.data);
           terminal_data = std::move(e.data);
           recorder_.record(m.e2e, info.phase, us(t - t0 + delay), us(t - t0));
           return false;

@@ -39,6 +39,14 @@ bool EventMatch::matches(std::string_view event, std::string_view data) const {
   return false;
 }
 
+bool SseSpec::terminal_is_error(std::string_view event, std::string_view data) const {
+  std::string value(until.by == EventMatch::By::kData ? data : event);
+  if (until.by == EventMatch::By::kField)
+    if (auto doc = json::parse(data))
+      if (const auto* v = json::at_pointer(*doc, until.pointer)) value = json::to_text(*v);
+  return std::find(error_values.begin(), error_values.end(), value) != error_values.end();
+}
+
 Nanos Scenario::duration() const {
   Nanos end{0};
   for (const auto& p : phases) end = std::max(end, p.start + p.executor->duration());

@@ -40,6 +40,9 @@ struct SseSpec {
   EventMatch until;         ///< the terminal event; the step ends when one matches
   std::vector<std::string> error_values{"error"};  ///< terminal values that count as a failure
   EventMatch content;       ///< events that count as content for ttft/itl (default: any non-terminal)
+  /// For an event that `until` matched: whether its value (event name, data, or the field) is
+  /// one of error_values, i.e. the stream ended as a failure.
+  bool terminal_is_error(std::string_view event, std::string_view data) const;
 };
 
 struct Step {

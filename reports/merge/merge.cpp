@@ -136,25 +136,14 @@ std::optional<bj::value> merge_results(const std::vector<std::pair<std::string, 
   for (const auto& expr : threshold_exprs) {
     std::string err;
     auto th = harness::parse_threshold(expr, &err);
-    bj::object t;
-    t["expr"] = expr;
     if (!th) {
-      t["observed"] = nullptr;
-      t["passed"] = false;
-      t["note"] = err;
+      thresholds.push_back(bj::object{{"expr", expr}, {"observed", nullptr}, {"passed", false}, {"note", err}});
       passed = false;
-    } else {
-      auto o = harness::evaluate_threshold(*th, total, index, duration, {});
-      const bool time_valued = th->agg == harness::Threshold::Agg::kPercentile || th->agg == harness::Threshold::Agg::kMean ||
-                               th->agg == harness::Threshold::Agg::kMin || th->agg == harness::Threshold::Agg::kMax;
-      if (o.observed) t["observed"] = time_valued ? *o.observed / 1000.0 : *o.observed;
-      else t["observed"] = nullptr;
-      if (time_valued) t["unit"] = "ms";
-      t["passed"] = o.passed;
-      if (!o.note.empty()) t["note"] = o.note;
-      passed = passed && o.passed;
+      continue;
     }
-    thresholds.push_back(std::move(t));
+    auto o = harness::evaluate_threshold(*th, total, index, duration, {});
+    thresholds.push_back(harness::threshold_json(*th, o));
+    passed = passed && o.passed;
   }
   if (verdict != "aborted") verdict = passed ? "pass" : "fail";
 
