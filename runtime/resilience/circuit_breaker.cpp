@@ -1,4 +1,5 @@
 #include "runtime/resilience/circuit_breaker.hpp"
+#include "runtime/resilience/ordered_delivery.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -274,7 +275,7 @@ struct CircuitBreaker::Impl {
 
   void transition(CircuitState to, TransitionReason reason, TimePoint at) {
     const CircuitState from = state;
-    pending.push_back(CircuitTransition{name, from, to, reason, at});
+    events.push(CircuitTransition{name, from, to, reason, at});
     state = to;
     state_since = at;
     ++generation;
@@ -411,9 +412,7 @@ struct CircuitBreaker::Impl {
   std::uint64_t total_released = 0;
   std::uint64_t total_transitions = 0;
 
-  std::deque<CircuitTransition> pending;  // transitions not yet handed to listeners
-  bool delivering = false;                // a thread is handing them out
-  std::vector<std::shared_ptr<const CircuitTransitionListener>> listeners;
+  OrderedDelivery<CircuitTransition> events;  // changes not yet handed to listeners
 };
 
 CircuitBreaker::CircuitBreaker(std::string name, Clock& clock, CircuitBreakerConfig config)
@@ -578,36 +577,11 @@ void CircuitBreaker::force_open() {
 
 void CircuitBreaker::add_listener(CircuitTransitionListener listener) {
   std::lock_guard lock(impl_->mutex);
-  impl_->listeners.push_back(
-      std::make_shared<const CircuitTransitionListener>(std::move(listener)));
+  impl_->events.add_listener(std::move(listener));
 }
 
-// Hands pending transitions to the listeners outside the mutex. Only one thread delivers at a
-// time (the `delivering` flag), which keeps the order; a thread that finds a delivery in
-// progress leaves its events to that thread, which re-checks the queue before it stops.
-void CircuitBreaker::flush_events() {
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (impl_->delivering || impl_->pending.empty()) return;
-    impl_->delivering = true;
-  }
-  for (;;) {
-    std::deque<CircuitTransition> batch;
-    std::vector<std::shared_ptr<const CircuitTransitionListener>> listeners;
-    {
-      std::lock_guard lock(impl_->mutex);
-      if (impl_->pending.empty()) {
-        impl_->delivering = false;
-        return;
-      }
-      batch.swap(impl_->pending);
-      listeners = impl_->listeners;
-    }
-    for (const auto& transition : batch) {
-      for (const auto& listener : listeners) (*listener)(transition);
-    }
-  }
-}
+// Ordered, one deliverer at a time: see ordered_delivery.hpp.
+void CircuitBreaker::flush_events() { impl_->events.deliver(impl_->mutex); }
 
 CircuitBreakerRegistry::CircuitBreakerRegistry(Clock& clock) : clock_(clock) {}
 

@@ -1,4 +1,5 @@
 #include "runtime/resilience/degradation.hpp"
+#include "runtime/resilience/ordered_delivery.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -119,7 +120,7 @@ struct DegradationManager::Impl {
     clear_since.reset();
     if (from != to) since = at;
     if (from != to || features != before) {
-      pending.push_back(DegradationChange{from, to, reason, at, features});
+      events.push(DegradationChange{from, to, reason, at, features});
     }
   }
 
@@ -148,9 +149,7 @@ struct DegradationManager::Impl {
   DegradationFeatures features;
   std::optional<TimePoint> clear_since;  // since when target.level < level
 
-  std::deque<DegradationChange> pending;
-  bool delivering = false;
-  std::vector<std::shared_ptr<const DegradationListener>> listeners;
+  OrderedDelivery<DegradationChange> events;  // changes not yet handed to listeners
 };
 
 DegradationManager::DegradationManager(Clock& clock, DegradationConfig config)
@@ -220,32 +219,10 @@ DegradationManager::Snapshot DegradationManager::snapshot() {
 
 void DegradationManager::add_listener(DegradationListener listener) {
   std::lock_guard lock(impl_->mutex);
-  impl_->listeners.push_back(std::make_shared<const DegradationListener>(std::move(listener)));
+  impl_->events.add_listener(std::move(listener));
 }
 
-// Same delivery scheme as CircuitBreaker::flush_events: one deliverer at a time, in order.
-void DegradationManager::flush_events() {
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (impl_->delivering || impl_->pending.empty()) return;
-    impl_->delivering = true;
-  }
-  for (;;) {
-    std::deque<DegradationChange> batch;
-    std::vector<std::shared_ptr<const DegradationListener>> listeners;
-    {
-      std::lock_guard lock(impl_->mutex);
-      if (impl_->pending.empty()) {
-        impl_->delivering = false;
-        return;
-      }
-      batch.swap(impl_->pending);
-      listeners = impl_->listeners;
-    }
-    for (const auto& change : batch) {
-      for (const auto& listener : listeners) (*listener)(change);
-    }
-  }
-}
+// Ordered, one deliverer at a time: see ordered_delivery.hpp.
+void DegradationManager::flush_events() { impl_->events.deliver(impl_->mutex); }
 
 }  // namespace lab::resilience
