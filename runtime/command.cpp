@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -20,20 +21,29 @@ namespace lab::runtime {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: agentlab serve [--role all|gateway|worker] [--queue memory] [--store memory]\n"
+    "usage: agentlab serve [--role all|gateway|worker] [--queue memory|redis://...]\n"
+    "                      [--store memory|postgresql://...] [--namespace NAME] [--instance NAME]\n"
     "                      [--llm URL[,URL...]] [--host ADDR] [--port N] [--workers N]\n"
     "                      [--http-threads N] [--config FILE]\n"
     "\n"
-    "The reference agent runtime: gateway (HTTP API), queue, scheduler, stores and workers in\n"
-    "one process. SIGINT/SIGTERM drain it gracefully. See runtime/README.md.\n"
+    "The reference agent runtime: gateway (HTTP API), queue, scheduler, stores and workers, in\n"
+    "one process or, on shared backends, as gateway and worker processes. SIGINT/SIGTERM drain\n"
+    "it gracefully. See runtime/README.md.\n"
     "\n"
     "  --llm URL[,URL]  OpenAI-compatible LLM base URLs: the primary, then backups (required)\n"
     "  --port N         listen port (default 8080; 0 = any free port)\n"
     "  --host ADDR      listen address (default 127.0.0.1)\n"
     "  --workers N      worker instances (default 2)\n"
     "  --http-threads N API io threads (default 2)\n"
-    "  --queue, --store memory (redis:// and postgresql:// come with issue 5)\n"
-    "  --role           all (default); gateway and worker need shared backends (issue 5)\n"
+    "  --queue URL      memory (default), or redis://[[user]:password@]host[:port][/db]: the\n"
+    "                   queue (Redis Streams), event bus and locks on that Redis\n"
+    "  --store URL      memory (default), or postgresql://user@host:port/db (migrations applied\n"
+    "                   at start)\n"
+    "  --namespace NAME Redis key prefix shared by one deployment's processes (default agentlab)\n"
+    "  --instance NAME  worker ids NAME-1, NAME-2, ... (default worker); restart a worker with the\n"
+    "                   same name and it recovers the agents it left PROCESSING\n"
+    "  --role           all (default), gateway (the API only) or worker (no API but /healthz,\n"
+    "                   /api/system, /metrics); gateway and worker need redis:// and postgresql://\n"
     "  --config FILE    YAML settings (runtime/README.md); flags override it\n"
     "  AGENTLAB_JWT_SECRET  the HS256 secret (default agentlab-dev-secret)\n";
 
@@ -98,6 +108,10 @@ int serve_main(int argc, char** argv) {
       config.queue = std::string(value);
     } else if (flag == "--store") {
       config.store = std::string(value);
+    } else if (flag == "--namespace") {
+      config.namespace_ = std::string(value);
+    } else if (flag == "--instance") {
+      config.instance = std::string(value);
     } else if (flag == "--llm") {
       config.llm_urls = split_urls(value);
     } else if (flag == "--host") {
@@ -131,20 +145,28 @@ int serve_main(int argc, char** argv) {
 
   const sigset_t stop_signals = cli::block_stop_signals();
 
-  Runtime runtime(config);
+  std::unique_ptr<Runtime> runtime;
   try {
-    runtime.start();
-  } catch (const std::system_error& e) {
+    runtime = std::make_unique<Runtime>(config);
+    runtime->start();
+  } catch (const std::exception& e) {
     std::cerr << "serve: " << e.what() << "\n";
-    return 2;
+    return 1;
   }
-  std::cout << "agentlab serve: listening on " << runtime.url() << " (" << config.workers << " workers, LLM "
-            << config.llm_urls.front() << (config.llm_urls.size() > 1 ? " + backups" : "") << ")" << std::endl;
+  std::cout << "agentlab serve: listening on " << runtime->url() << " (" << to_string(config.role) << ", ";
+  if (config.role == ServiceRole::kGateway) {
+    std::cout << "no workers";
+  } else {
+    std::cout << config.workers << " workers, LLM " << config.llm_urls.front()
+              << (config.llm_urls.size() > 1 ? " + backups" : "");
+  }
+  std::cout << ", queue " << (config.redis_queue() ? "redis" : "memory") << ", store "
+            << (config.postgres_store() ? "postgresql" : "memory") << ")" << std::endl;
   const int signal = cli::wait_for_stop_signal(stop_signals);
   std::cerr << "serve: " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << ", draining (at most "
             << std::chrono::duration_cast<std::chrono::seconds>(config.drain).count() << "s)\n";
-  runtime.stop(config.drain);
-  const auto c = runtime.counters();
+  runtime->stop(config.drain);
+  const auto c = runtime->counters();
   std::cerr << "serve: stopped; tasks accepted " << c.ledger.accepted << ", completed " << c.ledger.completed
             << ", failed " << c.ledger.failed << ", queued " << c.queue_depth << ", in flight " << c.in_flight << "\n";
   return 0;

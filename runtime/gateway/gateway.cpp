@@ -604,7 +604,7 @@ Gateway::~Gateway() = default;
 
 void Gateway::prune() { limiter_.prune(); }
 
-void Gateway::add_routes(http::Router& router) {
+void Gateway::add_routes(http::Router& router, RouteSet set) {
   Handlers* h = handlers_.get();
   RuntimeMetrics* m = &deps_.metrics;
   // Times a non-streaming handler into the route's latency histogram.
@@ -612,6 +612,15 @@ void Gateway::add_routes(http::Router& router) {
     return [m, route, fn](Exchange& ex, const PathParams& params) { return run_timed(m, route, fn, ex, params); };
   };
   using V = bhttp::verb;
+  router.add(V::get, "/api/system",
+             timed(Route::kSystem, [h](Exchange& ex, const PathParams&) { return h->system(ex); }));
+  router.add(V::get, "/healthz",
+             timed(Route::kHealth, [h](Exchange& ex, const PathParams&) { return h->healthz(ex); }));
+  router.add(V::get, "/readyz",
+             timed(Route::kHealth, [h](Exchange& ex, const PathParams&) { return h->readyz(ex); }));
+  router.add(V::get, "/metrics",
+             timed(Route::kMetrics, [h](Exchange& ex, const PathParams&) { return h->metrics(ex); }));
+  if (set == RouteSet::kOperations) return;
   router.add(V::post, "/api/agents",
              timed(Route::kAgentsCreate, [h](Exchange& ex, const PathParams&) { return h->create_agent(ex); }));
   router.add(V::get, "/api/agents",
@@ -628,14 +637,6 @@ void Gateway::add_routes(http::Router& router) {
              [h](Exchange& ex, const PathParams& p) { return h->stream(ex, p); });
   router.add(V::post, "/api/webhooks/membership",
              timed(Route::kMembership, [h](Exchange& ex, const PathParams&) { return h->membership(ex); }));
-  router.add(V::get, "/api/system",
-             timed(Route::kSystem, [h](Exchange& ex, const PathParams&) { return h->system(ex); }));
-  router.add(V::get, "/healthz",
-             timed(Route::kHealth, [h](Exchange& ex, const PathParams&) { return h->healthz(ex); }));
-  router.add(V::get, "/readyz",
-             timed(Route::kHealth, [h](Exchange& ex, const PathParams&) { return h->readyz(ex); }));
-  router.add(V::get, "/metrics",
-             timed(Route::kMetrics, [h](Exchange& ex, const PathParams&) { return h->metrics(ex); }));
 }
 
 }  // namespace lab::runtime

@@ -89,6 +89,10 @@ struct GatewayDeps {
   const Clock& clock;  ///< the rate limiter's time
 };
 
+/// Which routes add_routes registers: all of them, or only the operational ones a worker
+/// process serves (/api/system, /healthz, /readyz, /metrics).
+enum class RouteSet { kAll, kOperations };
+
 class Gateway {
  public:
   Gateway(GatewayConfig config, GatewayDeps deps);
@@ -96,8 +100,8 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  /// Registers every route above on `router`. The gateway must outlive the router's use.
-  void add_routes(http::Router& router);
+  /// Registers the routes above on `router`. The gateway must outlive the router's use.
+  void add_routes(http::Router& router, RouteSet set = RouteSet::kAll);
 
   /// Drops idle rate-limit buckets (call periodically).
   void prune();

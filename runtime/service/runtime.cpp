@@ -4,10 +4,16 @@
 
 #include <cstdio>
 #include <future>
+#include <limits>
+#include <stdexcept>
 
 #include <boost/json/array.hpp>
 
 #include "common/jwt/jwt.hpp"
+#include "runtime/events/redis/redis_event_bus.hpp"
+#include "runtime/locks/redis/redis_lock_service.hpp"
+#include "runtime/queue/redis/redis_queue.hpp"
+#include "runtime/stores/postgres/pg_store.hpp"
 #include "runtime/worker/agent_turn.hpp"
 
 namespace lab::runtime {
@@ -85,7 +91,7 @@ GatewayConfig gateway_config(const RuntimeConfig& c) {
 
 WorkerConfig worker_config(const RuntimeConfig& c, std::size_t index) {
   WorkerConfig w;
-  w.worker_id = "worker-" + std::to_string(index + 1);
+  w.worker_id = (c.instance.empty() ? std::string("worker") : c.instance) + "-" + std::to_string(index + 1);
   w.concurrency = c.worker_concurrency;
   w.lease_duration = c.lease_duration;
   w.heartbeat_interval = c.heartbeat_interval;
@@ -160,13 +166,52 @@ class Runtime::Control final : public ControlPlane {
 // ---- backends -------------------------------------------------------------------------------
 
 void Runtime::make_backends() {
-  // The in-memory backends; Redis (queue, bus, locks) and PostgreSQL (stores) slot in here with
-  // issue 5 (RuntimeConfig::validate refuses their URLs until then).
-  auto store = std::make_unique<MemoryStore>(store_limits(config_));
-  agents_ = store.get();
-  messages_ = store.get();
-  turn_stats_ = store.get();
-  store_owner_ = std::shared_ptr<MemoryStore>(std::move(store));
+  if (config_.postgres_store()) {
+    PgStoreConfig pc;
+    pc.db.url = config_.store;
+    pc.db.schema = config_.pg_schema;
+    pc.db.application_name = "agentlab-" + std::string(to_string(config_.role));
+    pc.db.pool_size = config_.backend_connections;
+    auto opened = PgStore::open(pc, clock_);
+    if (!opened.ok()) {
+      throw std::runtime_error("store: cannot open " + config_.store + ": " + opened.error().message());
+    }
+    PgStore* store = opened->get();
+    agents_ = store;
+    messages_ = store;
+    turn_stats_ = store;
+    store_owner_ = std::shared_ptr<PgStore>(std::move(*opened));
+  } else {
+    auto store = std::make_unique<MemoryStore>(store_limits(config_));
+    agents_ = store.get();
+    messages_ = store.get();
+    turn_stats_ = store.get();
+    store_owner_ = std::shared_ptr<MemoryStore>(std::move(store));
+  }
+  if (config_.redis_queue()) {
+    // The queue, the event bus and the locks share one pool; every key under the namespace.
+    auto options = redis::parse_redis_url(config_.queue);
+    if (!options.ok()) throw std::runtime_error("queue: " + config_.queue + ": " + options.error().message());
+    options->client_name = config_.instance.empty() ? std::string(to_string(config_.role)) : config_.instance;
+    redis::RedisPoolOptions po;
+    po.size = config_.backend_connections;
+    redis_pool_ = std::make_unique<redis::RedisPool>(*options, po, clock_);
+    RedisQueueConfig qc;
+    qc.name = config_.namespace_;
+    qc.max_depth = config_.queue_bound;
+    qc.max_deliveries = config_.max_deliveries;
+    queue_ = std::make_unique<RedisTaskQueue>(qc, *redis_pool_, clock_);
+    RedisEventBusConfig bc;
+    bc.key_prefix = config_.namespace_ + ":";
+    bc.retention = config_.event_retention;
+    bc.idle_timeout = std::max<Nanos>(Seconds(600), config_.stream_max_duration * 2);
+    bc.max_subscriptions = std::max<std::size_t>(10'000, config_.max_connections / 4);
+    bus_ = std::make_unique<RedisEventBus>(bc, *redis_pool_);
+    RedisLockConfig lc;
+    lc.key_prefix = config_.namespace_ + ":";
+    locks_ = std::make_unique<RedisLockService>(lc, *redis_pool_, clock_);
+    return;
+  }
   queue_ = std::make_unique<MemoryTaskQueue>(queue_config(config_), clock_);
   auto bus = std::make_unique<MemoryEventBus>(bus_config(config_), clock_);
   memory_bus_ = bus.get();
@@ -217,7 +262,7 @@ void Runtime::start() {
   options.max_connections = config_.max_connections;
   options.server_name = "agentlab-runtime";
   http::Router router;
-  gateway_->add_routes(router);
+  gateway_->add_routes(router, config_.role == ServiceRole::kWorker ? RouteSet::kOperations : RouteSet::kAll);
   server_ = std::make_unique<http::Server>(options, router.handler());
   try {
     server_->start();
@@ -250,8 +295,10 @@ void Runtime::stop(Nanos drain) {
     w->stop(left);
   }
   // Every accepted task ends with a terminal event: dead letters, and (the in-memory queue dies
-  // with the process) tasks the drain did not reach, still queued or cut off in a worker.
-  {
+  // with the process) tasks the drain did not reach, still queued or cut off in a worker. A
+  // shared queue keeps those: unacked, they are delivered to the workers still running (or to
+  // this one's successor).
+  if (!config_.durable_queue()) {
     std::lock_guard ml(maintain_mutex_);
     end_dead_letters();
     auto end_task = [this](const std::string& task_id) {
@@ -332,11 +379,18 @@ void Runtime::on_degradation_change(const resilience::DegradationChange& c) {
 // ---- maintenance ----------------------------------------------------------------------------
 
 void Runtime::end_dead_letters() {
+  // With a shared queue every process sees every dead letter: the gateways end them (a second
+  // gateway's append is refused as a duplicate terminal), the worker processes leave them.
+  if (config_.durable_queue() && config_.role == ServiceRole::kWorker) return;
   const QueueStats qs = queue_->stats();
   if (qs.dead_lettered <= dead_letters_seen_) return;
   const auto fresh = static_cast<std::size_t>(std::min<std::uint64_t>(qs.dead_lettered - dead_letters_seen_, 100'000));
   dead_letters_seen_ = qs.dead_lettered;
   for (const DeadLetter& d : queue_->dead_letters(fresh)) {
+    // A stream that is gone (expired long ago) or already ended needs nothing; appending to it
+    // would start a new stream for a task that ended before this process started.
+    const auto state = bus_->read(d.task.task_id, std::numeric_limits<std::uint64_t>::max(), 1);
+    if (!state.ok() || state->finished) continue;
     auto r = bus_->append(d.task.task_id, EventKind::kError,
                          error_data(d.task.task_id, "dead_letter",
                                     "the task failed " + std::to_string(d.delivery_count) + " deliveries: " + d.reason));

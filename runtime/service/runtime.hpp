@@ -1,8 +1,9 @@
 #pragma once
-// The reference agent runtime in one process: gateway (HTTP API), in-memory queue, event bus,
-// stores and locks, `workers` Worker instances, the circuit breakers and the degradation
-// manager, wired together. `agentlab serve` runs one; the embedded stack and the tests start
-// one in-process on port 0.
+// The reference agent runtime in one process: gateway (HTTP API), queue, event bus, stores and
+// locks, `workers` Worker instances, the circuit breakers and the degradation manager, wired
+// together. `agentlab serve` runs one; the embedded stack and the tests start one in-process on
+// port 0. Backends are in memory, or shared between processes (a Redis queue, bus and locks; a
+// PostgreSQL store): then `role` may split the gateway and the workers into separate processes.
 //
 // Threads: `http_threads` io threads for the API (handlers never block for long: the backends
 // are in memory), per worker one io thread (turns, LLM streams, tools, timers) plus one leaser
@@ -49,6 +50,10 @@
 
 namespace lab::runtime {
 
+namespace redis {
+class RedisPool;
+}
+
 inline constexpr std::string_view kMemoryBreaker = "memory";
 
 /// What the harness's ledger reconciles against, plus the queue's view.
@@ -65,7 +70,9 @@ struct RuntimeCounters {
 
 class Runtime {
  public:
-  /// Validates nothing: call config.validate() first (serve and the embedded stack do).
+  /// Validates nothing: call config.validate() first (serve and the embedded stack do). With a
+  /// postgresql:// store it connects and applies the migrations here, and throws
+  /// std::runtime_error naming the store when that fails; Redis is reached lazily.
   /// `clock` drives the queue, bus, stores, locks, schedulers, rate limits, breakers and
   /// degradation (tests pass a SimulatedClock); socket and retry timers are real time.
   explicit Runtime(RuntimeConfig config, Clock& clock = SteadyClock::instance());
@@ -130,6 +137,7 @@ class Runtime {
   AgentStore* agents_ = nullptr;
   MessageStore* messages_ = nullptr;
   TurnStatsStore* turn_stats_ = nullptr;
+  std::unique_ptr<redis::RedisPool> redis_pool_;  // the Redis queue, bus and locks share it
   std::unique_ptr<TaskQueue> queue_;
   std::unique_ptr<EventBus> bus_;
   MemoryEventBus* memory_bus_ = nullptr;  // set when the bus is the in-memory one (expiry)

@@ -1,5 +1,7 @@
 #include "runtime/service/runtime_config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -12,6 +14,8 @@
 
 #include "common/http/client.hpp"
 #include "common/text/units.hpp"
+#include "runtime/postgres/pg_pool.hpp"
+#include "runtime/redis/redis_connection.hpp"
 
 namespace lab::runtime {
 
@@ -61,16 +65,35 @@ std::vector<std::string> RuntimeConfig::validate() const {
     if (!http::parse_url(url, &why)) e.push_back("llm: '" + url + "': " + why);
   }
   if (queue != "memory") {
-    e.push_back("queue: '" + queue + "' is not built yet (issue 5: Redis Streams); use 'memory'");
+    if (!queue.starts_with("redis://")) {
+      e.push_back("queue: expected memory or redis://[[user]:password@]host[:port][/db], got '" + queue + "'");
+    } else if (auto r = redis::parse_redis_url(queue); !r.ok()) {
+      e.push_back("queue: '" + queue + "': not a valid redis:// URL (" + r.error().message() + ")");
+    }
   }
-  if (store != "memory") {
-    e.push_back("store: '" + store + "' is not built yet (issue 5: PostgreSQL); use 'memory'");
+  if (store != "memory" && !postgres_store()) {
+    e.push_back("store: expected memory or postgresql://user@host:port/db, got '" + store + "'");
   }
-  if (role != ServiceRole::kAll && (queue == "memory" || store == "memory")) {
+  if (role != ServiceRole::kAll && (!redis_queue() || !postgres_store())) {
     e.push_back("role: '" + std::string(to_string(role)) +
-                "' needs a queue and a store shared between processes (redis://, postgresql://, issue 5); "
-                "with memory backends only 'all' works");
+                "' needs a queue and a store shared between processes (queue: redis://..., store: "
+                "postgresql://...); with memory backends only 'all' works");
   }
+  auto plain_name = [](std::string_view s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.' || ch == ':';
+    });
+  };
+  if (!plain_name(namespace_)) {
+    e.push_back("namespace: expected 1-64 characters of [A-Za-z0-9._:-], got '" + namespace_ + "'");
+  }
+  if (!instance.empty() && !plain_name(instance)) {
+    e.push_back("instance: expected 1-64 characters of [A-Za-z0-9._:-], got '" + instance + "'");
+  }
+  if (!pg_schema.empty() && !pg::is_plain_identifier(pg_schema)) {
+    e.push_back("pg_schema: expected a lowercase identifier ([a-z_][a-z0-9_]*), got '" + pg_schema + "'");
+  }
+  if (backend_connections < 2 || backend_connections > 1024) e.push_back("backend_connections: must be in [2, 1024]");
   auto check = [&](std::string_view name, const std::vector<std::string>& problems) {
     for (const auto& p : problems) e.push_back(std::string(name) + ": " + p);
   };
@@ -353,6 +376,10 @@ void apply_runtime_yaml(const YAML::Node& node, std::string_view where, RuntimeC
   f.string("webhook_secret", c.webhook_secret);
   f.string("queue", c.queue);
   f.string("store", c.store);
+  f.string("namespace", c.namespace_);
+  f.string("pg_schema", c.pg_schema);
+  f.string("instance", c.instance);
+  f.integer("backend_connections", c.backend_connections, 2, 1024);
   f.integer("queue_bound", c.queue_bound, 1, 100'000'000);
   f.integer("max_deliveries", c.max_deliveries, 1, 1000);
   f.integer("max_agents", c.max_agents, 1, 100'000'000);

@@ -38,9 +38,18 @@ struct RuntimeConfig {
   std::string jwt_secret = "agentlab-dev-secret";  ///< AGENTLAB_JWT_SECRET overrides in serve
   std::string webhook_secret;             ///< empty: the JWT secret
 
-  // backends (memory only in this build; redis:// and postgresql:// are issue 5)
+  // backends: "memory", or shared ones — queue "redis://[[user]:password@]host[:port][/db]" (the
+  // queue, the event bus and the locks all live on that Redis), store
+  // "postgresql://user@host:port/db" (agents, messages, turns, checkpoints)
   std::string queue = "memory";
   std::string store = "memory";
+  std::string namespace_ = "agentlab";    ///< Redis key prefix (YAML `namespace`): processes of one
+                                          ///< deployment share it; separate runs on one Redis do not
+  std::string pg_schema;                  ///< PostgreSQL schema (search_path); empty: the server's
+  std::string instance;                   ///< worker ids are INSTANCE-1, INSTANCE-2, ... (default
+                                          ///< "worker"); keep it across restarts: a worker that
+                                          ///< starts recovers the agents its id left PROCESSING
+  std::size_t backend_connections = 32;   ///< Redis and PostgreSQL pool sizes (each)
   std::size_t queue_bound = 10'000;       ///< waiting tasks before 503 + Retry-After
   std::uint32_t max_deliveries = 5;       ///< then the dead-letter list (the task ends with error)
   std::size_t max_agents = 1'000'000;
@@ -101,6 +110,12 @@ struct RuntimeConfig {
   Nanos drain = Seconds(10);              ///< stop(): how long turns in flight may finish
   std::uint64_t seed = 1;
   bool log = true;                        ///< breaker/degradation changes to stderr
+
+  bool redis_queue() const { return queue.starts_with("redis://"); }
+  bool postgres_store() const { return store.starts_with("postgresql://") || store.starts_with("postgres://"); }
+  /// Whether tasks outlive this process (a shared queue): then stop() leaves unfinished tasks
+  /// to the queue instead of ending them.
+  bool durable_queue() const { return redis_queue(); }
 
   /// Every problem, one sentence each ("workers: must be at least 1"); empty when valid.
   std::vector<std::string> validate() const;

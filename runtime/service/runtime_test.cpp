@@ -395,8 +395,10 @@ TEST_F(RuntimeTest, StopWithoutDrainEndsUnfinishedTasksWithAnError) {
 TEST_F(RuntimeTest, ConfigValidationListsEveryProblem) {
   RuntimeConfig c;
   c.workers = 0;
-  c.queue = "redis://localhost:6379";
-  c.store = "postgresql://x";
+  c.queue = "amqp://localhost:5672";
+  c.store = "mysql://x";
+  c.namespace_ = "has space";
+  c.role = ServiceRole::kWorker;
   c.llm_urls = {"https://example.com"};
   const auto problems = c.validate();
   auto has = [&](std::string_view needle) {
@@ -406,11 +408,18 @@ TEST_F(RuntimeTest, ConfigValidationListsEveryProblem) {
     return false;
   };
   EXPECT_TRUE(has("workers"));
-  EXPECT_TRUE(has("not built yet (issue 5: Redis Streams)"));
-  EXPECT_TRUE(has("not built yet (issue 5: PostgreSQL)"));
+  EXPECT_TRUE(has("queue: expected memory or redis://"));
+  EXPECT_TRUE(has("store: expected memory or postgresql://"));
+  EXPECT_TRUE(has("namespace: expected"));
+  EXPECT_TRUE(has("role: 'worker' needs a queue and a store shared between processes"));
   EXPECT_TRUE(has("https is not supported"));
   RuntimeConfig ok;
   ok.llm_urls = {"http://127.0.0.1:9"};
+  EXPECT_TRUE(ok.validate().empty());
+  ok.role = ServiceRole::kWorker;
+  ok.queue = "redis://127.0.0.1:6379/2";
+  ok.store = "postgresql://postgres@127.0.0.1:5432/agentlab";
+  ok.instance = "w1";
   EXPECT_TRUE(ok.validate().empty());
 }
 

@@ -397,6 +397,36 @@ Result<std::vector<TurnStatsRecord>> MemoryStore::recent_turns(std::string_view 
   return out;
 }
 
+Result<TaskAudit> MemoryStore::audit_tasks(std::span<const std::string> task_ids) {
+  if (task_ids.size() > kMaxAuditTasks) return Errc::kInvalidArgument;
+  TaskAudit audit;
+  audit.tasks.resize(task_ids.size());
+  std::unordered_map<std::string_view, std::size_t> wanted;
+  wanted.reserve(task_ids.size());
+  for (std::size_t i = 0; i < task_ids.size(); ++i) {
+    audit.tasks[i].task_id = task_ids[i];
+    wanted.emplace(task_ids[i], i);
+  }
+  std::lock_guard lk(mu_);
+  audit.complete = stats_.dropped_turns == 0 && stats_.dropped_messages == 0;
+  for (const auto& [id, row] : agents_) {
+    if (!row->log) continue;
+    const auto& messages = row->log->messages;
+    for (const StoredTurn& t : row->log->turns) {
+      const auto it = wanted.find(t.task_id);
+      if (it == wanted.end()) continue;
+      TaskEffects& e = audit.tasks[it->second];
+      ++e.turns;
+      e.expected_messages += t.last_seq - t.first_seq + 1;
+      // The messages in the turn's range (own messages are in seq order).
+      const auto first = std::lower_bound(messages.begin(), messages.end(), t.first_seq,
+                                          [](const Message& m, std::uint64_t seq) { return m.seq < seq; });
+      for (auto m = first; m != messages.end() && m->seq <= t.last_seq; ++m) ++e.messages;
+    }
+  }
+  return audit;
+}
+
 Result<std::vector<ToolCallRecord>> MemoryStore::recent_tool_calls(std::string_view agent_id,
                                                                    std::size_t limit) {
   std::lock_guard lk(mu_);

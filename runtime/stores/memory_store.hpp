@@ -96,6 +96,8 @@ class MemoryStore final : public AgentStore,
   Result<StatsTotals> turn_totals(std::string_view agent_id) override;
   Result<StatsTotals> system_turn_totals() override;
   Result<std::vector<TurnStatsRecord>> recent_turns(std::string_view agent_id, std::size_t limit) override;
+  /// Counts what the retention bounds kept; complete = false once any turn or message was dropped.
+  Result<TaskAudit> audit_tasks(std::span<const std::string> task_ids) override;
 
   // ToolCallStore
   Result<std::vector<ToolCallRecord>> recent_tool_calls(std::string_view agent_id,

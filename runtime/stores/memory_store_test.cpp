@@ -189,6 +189,33 @@ TEST(MemoryStore, CommitStoresATurnExactlyOncePerTaskId) {
   EXPECT_EQ(store.stats().duplicate_commits, 1u);
 }
 
+TEST(MemoryStore, AuditCountsEachTasksTurnsAndMessagesAndSaysWhenRetentionDroppedSome) {
+  MemoryStoreLimits limits;
+  limits.max_turns_per_agent = 2;
+  MemoryStore store(limits);
+  ASSERT_TRUE(store.create_agent(agent("a")).ok());
+  ASSERT_TRUE(store.commit_turn(turn("a", "t1", 1, {"hi", "hello"})).ok());
+  ASSERT_TRUE(store.commit_turn(turn("a", "t1", 1, {"hi", "hello"})).ok());  // a redelivery: no effect
+  ASSERT_TRUE(store.commit_turn(turn("a", "t2", 1, {"q", "a", "q2", "a2"})).ok());
+  const std::vector<std::string> ids{"t2", "never", "t1"};
+  auto audit = store.audit_tasks(ids);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->complete);
+  ASSERT_EQ(audit->tasks.size(), 3u);
+  EXPECT_EQ(audit->tasks[0].turns, 1u);
+  EXPECT_EQ(audit->tasks[0].messages, 4u);
+  EXPECT_EQ(audit->tasks[0].expected_messages, 4u);
+  EXPECT_EQ(audit->tasks[1].task_id, "never");
+  EXPECT_EQ(audit->tasks[1].turns, 0u);
+  EXPECT_EQ(audit->tasks[2].turns, 1u);
+  EXPECT_EQ(audit->tasks[2].messages, 2u);
+  ASSERT_TRUE(store.commit_turn(turn("a", "t3", 1, {"x", "y"})).ok());  // t1's turn is dropped
+  audit = store.audit_tasks(ids);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_FALSE(audit->complete);
+  EXPECT_EQ(audit->tasks[2].turns, 0u);
+}
+
 TEST(MemoryStore, CommitWithStaleFenceIsRefusedAndWritesNothing) {
   MemoryStore store;
   ASSERT_TRUE(store.create_agent(agent("a")).ok());

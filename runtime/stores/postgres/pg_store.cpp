@@ -112,6 +112,14 @@ std::vector<pg::PreparedStatement> statements() {
       {"totals_all",
        "SELECT true, count(*), COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), "
        "COALESCE(sum(tool_calls), 0), COALESCE(sum(cost_usd), 0), COALESCE(sum(duration_us), 0) FROM turns"},
+      // The ledger's audit: per asked task id, its turns and its message rows (hash joins on the
+      // unnested id list; no index on task_id is needed for a once-per-run check).
+      {"audit_turns",
+       "SELECT t.task_id, count(*), COALESCE(sum(t.last_seq - t.first_seq + 1), 0) FROM turns t "
+       "JOIN unnest($1::text[]) AS q(id) ON t.task_id = q.id GROUP BY t.task_id"},
+      {"audit_messages",
+       "SELECT m.task_id, count(*) FROM message_log m JOIN unnest($1::text[]) AS q(id) ON m.task_id = q.id "
+       "GROUP BY m.task_id"},
       {"recent_turns",
        "SELECT t.task_id, t.input_tokens, t.output_tokens, t.cost_usd, t.duration_us, t.ttft_us, t.llm_calls, "
        "t.model FROM agents a LEFT JOIN LATERAL (SELECT * FROM turns WHERE agent_id = a.id "
@@ -761,6 +769,39 @@ Result<StatsTotals> PgStore::system_turn_totals() {
   });
   if (!r.ok()) return to_store_error(r.error());
   return r;
+}
+
+Result<TaskAudit> PgStore::audit_tasks(std::span<const std::string> task_ids) {
+  if (task_ids.size() > kMaxAuditTasks) return Errc::kInvalidArgument;
+  TaskAudit audit;
+  audit.tasks.resize(task_ids.size());
+  std::unordered_map<std::string_view, std::size_t> index;
+  index.reserve(task_ids.size());
+  for (std::size_t i = 0; i < task_ids.size(); ++i) {
+    audit.tasks[i].task_id = task_ids[i];
+    index.emplace(task_ids[i], i);
+  }
+  constexpr std::size_t kChunk = 10'000;  // ids per round trip
+  for (std::size_t from = 0; from < task_ids.size(); from += kChunk) {
+    const auto chunk = task_ids.subspan(from, std::min(kChunk, task_ids.size() - from));
+    const std::vector<std::string_view> views(chunk.begin(), chunk.end());
+    const std::string ids = text_array(views);
+    auto r = pool_->run(TxMode::kAutocommit, [&](pqxx::transaction_base& tx) -> std::error_code {
+      for (const auto& row : tx.exec_prepared("audit_turns", ids)) {
+        const auto it = index.find(row[0].as<std::string>());
+        if (it == index.end()) continue;
+        audit.tasks[it->second].turns = row[1].as<std::uint32_t>();
+        audit.tasks[it->second].expected_messages = row[2].as<std::uint64_t>();
+      }
+      for (const auto& row : tx.exec_prepared("audit_messages", ids)) {
+        const auto it = index.find(row[0].as<std::string>());
+        if (it != index.end()) audit.tasks[it->second].messages = row[1].as<std::uint64_t>();
+      }
+      return {};
+    });
+    if (r) return to_store_error(r);
+  }
+  return audit;
 }
 
 Result<std::vector<TurnStatsRecord>> PgStore::recent_turns(std::string_view agent_id, std::size_t limit) {

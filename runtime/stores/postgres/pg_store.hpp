@@ -106,6 +106,7 @@ class PgStore final : public AgentStore, public MessageStore, public TurnStatsSt
   Result<StatsTotals> turn_totals(std::string_view agent_id) override;
   Result<StatsTotals> system_turn_totals() override;
   Result<std::vector<TurnStatsRecord>> recent_turns(std::string_view agent_id, std::size_t limit) override;
+  Result<TaskAudit> audit_tasks(std::span<const std::string> task_ids) override;
 
   // ToolCallStore
   Result<std::vector<ToolCallRecord>> recent_tool_calls(std::string_view agent_id, std::size_t limit) override;

@@ -257,6 +257,40 @@ TEST_F(PgStoreTest, CommitStoresATurnExactlyOncePerTaskId) {
   EXPECT_EQ(store->stats().commits, 1u);
 }
 
+TEST_F(PgStoreTest, AuditCountsEachTasksTurnsAndMessageRows) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_agent(agent("a")).ok());
+  ASSERT_TRUE(store->create_agent(agent("b")).ok());
+  ASSERT_TRUE(store->commit_turn(turn("a", "t1", 1, {"hi", "hello"})).ok());
+  ASSERT_TRUE(store->commit_turn(turn("b", "t2", 1, {"q", "a", "q2", "a2"})).ok());
+  ASSERT_TRUE(store->commit_turn(turn("a", "t1", 1, {"hi", "hello"})).ok());  // a redelivery: no effect
+  const std::vector<std::string> ids{"t2", "never", "t1"};
+  auto audit = store->audit_tasks(ids);
+  ASSERT_TRUE(audit.ok()) << audit.error().message();
+  EXPECT_TRUE(audit->complete);
+  ASSERT_EQ(audit->tasks.size(), 3u);
+  EXPECT_EQ(audit->tasks[0].task_id, "t2");
+  EXPECT_EQ(audit->tasks[0].turns, 1u);
+  EXPECT_EQ(audit->tasks[0].messages, 4u);
+  EXPECT_EQ(audit->tasks[0].expected_messages, 4u);
+  EXPECT_EQ(audit->tasks[1].turns, 0u);
+  EXPECT_EQ(audit->tasks[1].messages, 0u);
+  EXPECT_EQ(audit->tasks[2].turns, 1u);
+  EXPECT_EQ(audit->tasks[2].messages, 2u);
+
+  // A message written outside the commit (what a double write would leave) shows.
+  pg::PgPool pool(config_.db, {}, SteadyClock::instance());
+  ASSERT_FALSE(pool.run(pg::TxMode::kAutocommit, [](pqxx::transaction_base& tx) -> std::error_code {
+    tx.exec("INSERT INTO message_log (agent_id, seq, role, content, task_id) VALUES ('a', 99, 'user', 'x', 't1')");
+    return {};
+  }));
+  audit = store->audit_tasks(ids);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->tasks[2].messages, 3u);
+  EXPECT_EQ(audit->tasks[2].expected_messages, 2u);
+}
+
 TEST_F(PgStoreTest, CommitWithStaleFenceIsRefusedAndWritesNothing) {
   auto store = open();
   ASSERT_TRUE(store);
