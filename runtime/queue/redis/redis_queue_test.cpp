@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -432,46 +433,144 @@ TEST_F(RedisQueueTest, ConcurrentProducersAndConsumersOnTwoInstancesDeliverEvery
   EXPECT_EQ(s.total_depth(), 0u);
 }
 
-// DISABLED: fails 5 runs in 6 on a quiet machine (passed under load). The reaper drops
-// "worker-with-a-lease" because its pending entry was taken over by XAUTOCLAIM at the 300 ms
-// horizon: redis-cli MONITOR shows no extend script reaching Redis during the loop, so the
-// heartbeat below never renews the lease. Root cause not found yet (issue 5 note); the reaper's
-// other half (idle consumers go) is what the loop waits for and does happen.
-TEST_F(RedisQueueTest, DISABLED_ConsumersThatOwnNothingAreReapedAfterTheHorizon) {
-  RedisTaskQueue q(config({.lease_horizon = Millis(300), .reap_consumers_every = 1}), *pool_, clock_);
+// XINFO CONSUMERS of one stream: each consumer's name, pending count and idle time (ms, on the
+// server's clock).
+struct ConsumerRow {
+  std::string name;
+  long long pending = -1;
+  long long idle_ms = -1;
+};
+
+std::vector<ConsumerRow> consumers_of(RedisPool& pool, const std::string& stream) {
+  std::vector<ConsumerRow> rows;
+  auto r = pool.command(Args{"XINFO", "CONSUMERS", stream, "workers"});
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return rows;
+  for (const auto& c : r->elements) {
+    ConsumerRow row;
+    for (std::size_t i = 0; i + 1 < c.size(); i += 2) {
+      const std::string& field = c.elements[i].str;
+      if (field == "name") row.name = c.elements[i + 1].str;
+      else if (field == "pending") row.pending = c.elements[i + 1].integer;
+      else if (field == "idle") row.idle_ms = c.elements[i + 1].integer;
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+const ConsumerRow* find_consumer(const std::vector<ConsumerRow>& rows, std::string_view name) {
+  const auto it = std::find_if(rows.begin(), rows.end(), [&](const ConsumerRow& c) { return c.name == name; });
+  return it == rows.end() ? nullptr : &*it;
+}
+
+long long elapsed_ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The reaper drops a consumer that owns nothing once it was idle for the horizon, and never one
+// that owns a pending entry however idle it is (XGROUP DELCONSUMER would delete the entry with it:
+// the task would be lost). The holder stays silent after its lease: a heartbeat would refresh its
+// idle time and the case would prove nothing. The active worker's tasks are high priority, so its
+// leases are served from the high stream and never run XAUTOCLAIM on the normal one: the holder's
+// expired lease stays its own whatever the scheduler does, while every lease still runs the
+// reaper over the three streams. Only condition waits, no race with the clock.
+TEST_F(RedisQueueTest, ConsumersThatOwnNothingAreReapedAfterTheHorizon) {
+  constexpr long long kHorizonMs = 300;
+  RedisTaskQueue q(config({.lease_horizon = Millis(kHorizonMs), .reap_consumers_every = 1}), *pool_, clock_);
+  const std::string normal = q.stream_key(Priority::kNormal);
   ASSERT_TRUE(q.enqueue(make_task("a")).accepted());
   ASSERT_TRUE(q.enqueue(make_task("b")).accepted());
+  const auto first_lease = std::chrono::steady_clock::now();
   auto gone = q.lease("worker-that-left", Millis(100), kNoWait);
   ASSERT_TRUE(gone.ok());
   ASSERT_TRUE(q.ack(gone->receipt).ok());
-  auto holder = q.lease("worker-with-a-lease", Millis(300), kNoWait);  // keeps one pending entry
+  auto holder = q.lease("worker-with-a-lease", Millis(kHorizonMs), kNoWait);  // reaps too
   ASSERT_TRUE(holder.ok());
-  const auto consumers = [&] {
-    std::vector<std::string> names;
-    auto r = pool_->command(Args{"XINFO", "CONSUMERS", q.stream_key(Priority::kNormal), "workers"});
-    EXPECT_TRUE(r.ok());
-    if (!r.ok()) return names;
-    for (const auto& c : r->elements) names.push_back(c.elements.at(1).str);
-    return names;
-  };
-  EXPECT_EQ(consumers().size(), 2u);
-  // Lease again until the idle consumer is gone (each lease reaps; bounded wait on the condition).
+  ASSERT_EQ(holder->task.task_id, "b");
+  if (find_consumer(consumers_of(*pool_, normal), "worker-that-left") == nullptr) {
+    EXPECT_GE(elapsed_ms_since(first_lease) + 2, kHorizonMs) << "worker-that-left was dropped before the horizon";
+  }
+  // Lease (each lease reaps) until a lease ran while the holder, idle and owning "b", had been
+  // idle for the horizon: the one that left, idle for longer, goes in that lease at the latest.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (int i = 0;; ++i) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-    ASSERT_TRUE(q.enqueue(make_task("c" + std::to_string(i))).accepted());
-    ASSERT_TRUE(q.extend(holder->receipt, Millis(300)).ok());  // its heartbeat
-    auto l = q.lease("active-worker", Millis(300), kNoWait);
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the holder never reached the horizon's idle time";
+    const auto start = std::chrono::steady_clock::now();
+    const auto before = consumers_of(*pool_, normal);
+    ASSERT_TRUE(q.enqueue(make_task("c" + std::to_string(i), Priority::kHigh)).accepted());
+    auto l = q.lease("active-worker", Millis(kHorizonMs), kNoWait);
     ASSERT_TRUE(l.ok());
     ASSERT_EQ(l->task.task_id, "c" + std::to_string(i));
     ASSERT_TRUE(q.ack(l->receipt).ok());
-    const auto names = consumers();
-    if (std::find(names.begin(), names.end(), "worker-that-left") == names.end()) break;
+    const auto after = consumers_of(*pool_, normal);
+    // Whoever went in this lease was reaped at an idle time of at most its idle time before it
+    // plus the time since (+1 ms for each side's truncation to whole milliseconds).
+    const long long window_ms = elapsed_ms_since(start) + 2;
+    for (const auto& c : before) {
+      if (find_consumer(after, c.name) != nullptr) continue;
+      EXPECT_EQ(c.pending, 0) << c.name << " was dropped while it owned an entry";
+      EXPECT_GE(c.idle_ms + window_ms, kHorizonMs) << c.name << " was dropped before the horizon";
+    }
+    const ConsumerRow* held = find_consumer(after, "worker-with-a-lease");
+    ASSERT_NE(held, nullptr) << "the reaper dropped a consumer that owns an entry (lap " << i << ")";
+    ASSERT_EQ(held->pending, 1);
+    const ConsumerRow* held_before = find_consumer(before, "worker-with-a-lease");
+    ASSERT_NE(held_before, nullptr);
+    if (held_before->idle_ms >= kHorizonMs) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // The one with a pending entry stays, whatever its idle time: reaping it would lose the entry.
-  const auto names = consumers();
-  EXPECT_NE(std::find(names.begin(), names.end(), "worker-with-a-lease"), names.end());
+  const auto names = consumers_of(*pool_, normal);
+  EXPECT_EQ(find_consumer(names, "worker-that-left"), nullptr);
+  EXPECT_NE(find_consumer(names, "worker-with-a-lease"), nullptr);
+  // And "b" was not lost with anyone: its lease ran out, so the next lease of its stream gets it.
+  auto again = q.lease("active-worker", Millis(kHorizonMs), kNoWait);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->task.task_id, "b");
+  EXPECT_EQ(again->delivery_count, 2u);
+  EXPECT_EQ(q.ack(holder->receipt).error(), Errc::kLeaseLost);
+  EXPECT_TRUE(q.ack(again->receipt).ok());
+}
+
+// A holder that heartbeats keeps its lease past the horizon, several times over, while another
+// consumer leases from the same stream (each of those leases runs XAUTOCLAIM over the holder's
+// entry, and the reaper). Each heartbeat must reach the server: right after extend returns, the
+// entry's idle time (XPENDING, Redis's clock) is at most the time the call took — a heartbeat
+// that renewed nothing fails here, before the lease is even due.
+TEST_F(RedisQueueTest, HeartbeatKeepsTheLeasePastTheHorizonWhileOthersLeaseTheSameStream) {
+  constexpr long long kHorizonMs = 500;
+  RedisTaskQueue q(config({.lease_horizon = Millis(kHorizonMs), .reap_consumers_every = 1}), *pool_, clock_);
+  const std::string normal = q.stream_key(Priority::kNormal);
+  ASSERT_TRUE(q.enqueue(make_task("held")).accepted());
+  const auto leased_at = std::chrono::steady_clock::now();
+  auto holder = q.lease("worker-with-a-lease", Millis(kHorizonMs), kNoWait);
+  ASSERT_TRUE(holder.ok());
+  const std::string id = holder->receipt.substr(2, holder->receipt.rfind('/') - 2);
+  int laps = 0;
+  while (elapsed_ms_since(leased_at) < 2 * kHorizonMs) {  // without heartbeats, lost twice over
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the heartbeat period
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(q.extend(holder->receipt, Millis(kHorizonMs)).ok());
+    auto row = pool_->command(Args{"XPENDING", normal, "workers", id, id, "1"});
+    const long long call_ms = elapsed_ms_since(start) + 2;  // +1 ms truncation on each side
+    ASSERT_TRUE(row.ok());
+    ASSERT_EQ(row->size(), 1u) << "the holder's entry left the pending list (lap " << laps << ")";
+    const auto& entry = row->elements[0];
+    ASSERT_EQ(entry.elements.at(1).str, "worker-with-a-lease");
+    ASSERT_LE(entry.elements.at(2).integer, call_ms) << "the heartbeat did not renew the lease (lap " << laps << ")";
+    ASSERT_EQ(entry.elements.at(3).integer, 1) << "the holder's entry was delivered again";
+    ASSERT_TRUE(q.enqueue(make_task("c" + std::to_string(laps))).accepted());
+    auto l = q.lease("active-worker", Millis(kHorizonMs), kNoWait);
+    ASSERT_TRUE(l.ok());
+    ASSERT_EQ(l->task.task_id, "c" + std::to_string(laps)) << "the holder's lease was taken over";
+    ASSERT_TRUE(q.ack(l->receipt).ok());
+    ++laps;
+  }
+  const auto names = consumers_of(*pool_, normal);
+  EXPECT_NE(find_consumer(names, "worker-with-a-lease"), nullptr);
+  EXPECT_TRUE(q.ack(holder->receipt).ok());
+  EXPECT_EQ(q.stats().redelivered, 0u);
+  EXPECT_EQ(q.stats().acked, static_cast<std::uint64_t>(laps + 1));
 }
 
 // ---- connection loss and restart, on a private server ------------------------------------
