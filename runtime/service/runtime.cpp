@@ -98,6 +98,9 @@ WorkerConfig worker_config(const RuntimeConfig& c, std::size_t index) {
   const auto workers = static_cast<std::size_t>(std::max(1, c.workers));
   w.scheduler.max_active_agents = std::max<std::size_t>(1, (c.max_active_agents + workers - 1) / workers);
   w.scheduler.idle_timeout = c.idle_timeout;
+  // The heartbeat renews the agent's lock with its lease: a dead worker's agents free up when
+  // its tasks are redelivered, not a minute later.
+  w.scheduler.lock_ttl = c.lease_duration;
   w.scheduler.history_limit = c.history_limit;
   w.turn.max_tool_steps = c.max_tool_steps;
   w.turn.max_output_tokens = c.max_output_tokens;

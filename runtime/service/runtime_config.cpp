@@ -80,15 +80,15 @@ std::vector<std::string> RuntimeConfig::validate() const {
                 "postgresql://...); with memory backends only 'all' works");
   }
   auto plain_name = [](std::string_view s) {
-    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+    return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char ch) {
       return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.' || ch == ':';
     });
   };
   if (!plain_name(namespace_)) {
-    e.push_back("namespace: expected 1-64 characters of [A-Za-z0-9._:-], got '" + namespace_ + "'");
+    e.push_back("namespace: expected 1-128 characters of [A-Za-z0-9._:-], got '" + namespace_ + "'");
   }
   if (!instance.empty() && !plain_name(instance)) {
-    e.push_back("instance: expected 1-64 characters of [A-Za-z0-9._:-], got '" + instance + "'");
+    e.push_back("instance: expected 1-128 characters of [A-Za-z0-9._:-], got '" + instance + "'");
   }
   if (!pg_schema.empty() && !pg::is_plain_identifier(pg_schema)) {
     e.push_back("pg_schema: expected a lowercase identifier ([a-z_][a-z0-9_]*), got '" + pg_schema + "'");
