@@ -14,7 +14,10 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <ctime>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
@@ -62,6 +65,10 @@ struct Options {
   int active = 10'000;
   int rate = 0;            ///< > 0: open loop at this many tasks/s (else closed loop)
   int max_in_flight = 4096;
+  std::string queue = "memory";  ///< or redis://… (queue, bus, locks)
+  std::string store = "memory";  ///< or postgresql://…
+  std::string pg_schema;         ///< a schema of its own (created by the migrations)
+  int backend_connections = 32;  ///< Redis and PostgreSQL pool sizes
 };
 
 bool parse_int(std::string_view s, int& out) {
@@ -252,6 +259,17 @@ int main(int argc, char** argv) {
       take_int(o.rate);
     } else if (flag == "--max-in-flight") {
       take_int(o.max_in_flight);
+    } else if (flag == "--queue" && i + 1 < argc) {
+      o.queue = std::string(value);
+      ++i;
+    } else if (flag == "--store" && i + 1 < argc) {
+      o.store = std::string(value);
+      ++i;
+    } else if (flag == "--backend-connections") {
+      take_int(o.backend_connections);
+    } else if (flag == "--pg-schema" && i + 1 < argc) {
+      o.pg_schema = std::string(value);
+      ++i;
     } else if (flag == "--tools") {
       o.tools = true;
     } else if (flag == "--memory") {
@@ -259,7 +277,8 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: lab_runtime_bench [--seconds N] [--warmup N] [--clients N] [--client-threads N]\n"
                    "  [--workers N] [--http-threads N] [--llm-threads N] [--tokens N] [--tools]\n"
-                   "  [--rate R [--max-in-flight N]] [--memory [--agents N] [--active N]]\n";
+                   "  [--rate R [--max-in-flight N]] [--memory [--agents N] [--active N]]\n"
+                   "  [--queue redis://...] [--store postgresql://... [--pg-schema NAME]] [--backend-connections N]\n";
       return flag == "--help" ? 0 : 2;
     }
   }
@@ -289,6 +308,16 @@ int main(int argc, char** argv) {
   // Memory mode: room for every activated agent in whichever worker runs its turn.
   config.max_active_agents = o.memory ? static_cast<std::size_t>(o.active) * static_cast<std::size_t>(o.workers) : 100'000;
   config.worker_concurrency = 1024;
+  config.queue = o.queue;
+  config.store = o.store;
+  config.pg_schema = o.pg_schema;
+  config.backend_connections = static_cast<std::size_t>(o.backend_connections);
+  // A namespace per run: a shared Redis keeps nothing of an earlier run in this one's queue.
+  config.namespace_ = "bench-" + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
+  if (const auto problems = config.validate(); !problems.empty()) {
+    for (const auto& p : problems) std::cerr << "lab_runtime_bench: " << p << "\n";
+    return 2;
+  }
   runtime::Runtime rt(config);
   rt.start();
 
@@ -428,6 +457,8 @@ int main(int argc, char** argv) {
     out["rate"] = o.rate;
     out["agents"] = o.clients;
     out["workers"] = o.workers;
+    out["queue"] = config.redis_queue() ? "redis" : "memory";
+    out["store"] = config.postgres_store() ? "postgresql" : "memory";
     out["http_threads"] = o.http_threads;
     out["tokens"] = o.tokens;
     out["tools"] = o.tools;
@@ -495,6 +526,8 @@ int main(int argc, char** argv) {
     out["mode"] = "throughput";
     out["clients"] = o.clients;
     out["workers"] = o.workers;
+    out["queue"] = config.redis_queue() ? "redis" : "memory";
+    out["store"] = config.postgres_store() ? "postgresql" : "memory";
     out["http_threads"] = o.http_threads;
     out["tokens"] = o.tokens;
     out["tools"] = o.tools;
@@ -509,7 +542,10 @@ int main(int argc, char** argv) {
     out["e2e_p99_ms"] = ms(all.e2e.value_at_percentile(99));
     out["process_cpu_cores"] = (cpu(ru1) - cpu(ru0)) / elapsed;
     out["rss_mib"] = static_cast<double>(status_kib("VmRSS:")) / 1024;
-    out["bus_events_per_task"] = static_cast<double>(static_cast<runtime::MemoryEventBus&>(rt.bus()).stats().appended) / static_cast<double>(std::max<std::uint64_t>(1, c1.ledger.completed));
+    if (auto* memory_bus = dynamic_cast<runtime::MemoryEventBus*>(&rt.bus())) {
+      out["bus_events_per_task"] = static_cast<double>(memory_bus->stats().appended) /
+                                   static_cast<double>(std::max<std::uint64_t>(1, c1.ledger.completed));
+    }
   }
   rt.stop(std::chrono::seconds(2));
   mock.stop();

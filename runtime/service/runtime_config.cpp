@@ -380,6 +380,7 @@ void apply_runtime_yaml(const YAML::Node& node, std::string_view where, RuntimeC
   f.string("pg_schema", c.pg_schema);
   f.string("instance", c.instance);
   f.integer("backend_connections", c.backend_connections, 2, 1024);
+  f.integer("store_threads", c.store_threads, -1, 256);
   f.integer("queue_bound", c.queue_bound, 1, 100'000'000);
   f.integer("max_deliveries", c.max_deliveries, 1, 1000);
   f.integer("max_agents", c.max_agents, 1, 100'000'000);

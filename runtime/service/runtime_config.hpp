@@ -50,6 +50,8 @@ struct RuntimeConfig {
                                           ///< "worker"); keep it across restarts: a worker that
                                           ///< starts recovers the agents its id left PROCESSING
   std::size_t backend_connections = 32;   ///< Redis and PostgreSQL pool sizes (each)
+  int store_threads = -1;                 ///< per worker, for its store calls (Worker::off_thread);
+                                          ///< -1: 16 with a PostgreSQL store, 0 (inline) in memory
   std::size_t queue_bound = 10'000;       ///< waiting tasks before 503 + Retry-After
   std::uint32_t max_deliveries = 5;       ///< then the dead-letter list (the task ends with error)
   std::size_t max_agents = 1'000'000;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -61,6 +62,9 @@ Worker::Worker(WorkerConfig config, WorkerDeps deps)
                  deps_.locks),
       store_breaker_(deps_.breakers.get_or_create(kStoreBreaker, config_.store_breaker)),
       io_(std::make_unique<asio::io_context>(1)),
+      store_pool_(config_.store_threads > 0
+                      ? std::make_unique<asio::thread_pool>(static_cast<std::size_t>(config_.store_threads))
+                      : nullptr),
       rng_(config_.seed) {
   llm_ = std::make_unique<LlmClient>(io_->get_executor(), config_.llm, deps_.breakers, deps_.clock,
                                      config_.seed * 31 + 1, &deps_.metrics);
@@ -74,6 +78,28 @@ Worker::~Worker() { stop(Nanos::zero()); }
 
 void Worker::spawn(asio::awaitable<void> work) {
   asio::co_spawn(*io_, std::move(work), [id = config_.worker_id](const std::exception_ptr& e) { log_exception(id, e); });
+}
+
+template <typename F>
+asio::awaitable<std::invoke_result_t<F&>> Worker::off_thread(F call) {
+  using R = std::invoke_result_t<F&>;
+  if (!store_pool_) co_return call();
+  // The pool runs the call and posts the result back; the coroutine waits on a timer that the
+  // io-thread handler cancels (a one-shot event on the io thread).
+  asio::steady_timer signal(*io_, asio::steady_timer::time_point::max());
+  std::optional<R> result;
+  asio::post(*store_pool_, [&] {
+    R r = call();
+    asio::post(*io_, [&, r = std::move(r)]() mutable {
+      result.emplace(std::move(r));
+      signal.cancel();
+    });
+  });
+  while (!result) {
+    auto [ec] = co_await signal.async_wait(kNoThrow);
+    (void)ec;
+  }
+  co_return std::move(*result);
 }
 
 void Worker::start() {
@@ -128,6 +154,9 @@ void Worker::stop(Nanos drain) {
   }
   io_->stop();
   if (io_thread_.joinable()) io_thread_.join();
+  // Store calls in flight finish (their resumptions are never run); the coroutines that wait
+  // for them are destroyed with the io_context.
+  if (store_pool_) store_pool_->join();
   // What did not finish stays unacked (a shared queue redelivers it); the caller may end it.
   for (auto& [receipt, h] : held_) abandoned_.push_back(h.lease.task);
   // Pools close their sockets while the io_context exists. The io_context itself lives until
@@ -311,7 +340,9 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
 
   // Idempotency: a duplicate or redelivered task whose turn is already stored only needs its
   // terminal event (the bus refuses it if the first delivery appended one).
-  if (auto committed = deps_.messages.turn_committed(agent_id, task_id); committed.ok() && *committed) {
+  auto check_committed = [&] { return deps_.messages.turn_committed(agent_id, task_id); };
+  const auto committed = co_await off_thread(check_committed);
+  if (committed.ok() && *committed) {
     deps_.metrics.count_redelivery("already_committed");
     TurnStats none;
     terminal(task_id, EventKind::kDone, done_data(task_id, agent_id, none, 0, deps_.degradation().level, "", true),
@@ -329,7 +360,8 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
     }
   }
 
-  auto turn = scheduler_.begin_turn(agent_id, task_id);
+  auto begin = [&] { return scheduler_.begin_turn(agent_id, task_id); };
+  auto turn = co_await off_thread(begin);
   if (!turn.ok()) {
     const auto ec = turn.error();
     if (ec == Errc::kLockHeld || ec == Errc::kBusy) {
@@ -364,7 +396,8 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
   held.fence = 0;
 
   if (!out.ok) {
-    auto next = scheduler_.end_turn(std::move(*turn), TurnEnd{{}, true});
+    auto end_failed = [&] { return scheduler_.end_turn(std::move(*turn), TurnEnd{{}, true}); };
+    auto next = co_await off_thread(end_failed);
     terminal(task_id, EventKind::kError, error_data(task_id, out.error_code, out.error), out.error_code);
     finish(receipt, /*ack=*/true);
     co_return next;
@@ -377,7 +410,8 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
   for (;;) {
     const auto permit = store_breaker_.try_acquire();
     const TimePoint started = deps_.clock.now();
-    commit = deps_.messages.commit_turn(write);
+    auto commit_call = [&] { return deps_.messages.commit_turn(write); };
+    commit = co_await off_thread(commit_call);
     if (commit.ok() || !store_unavailable(commit.error())) {
       if (permit) store_breaker_.on_success(permit, deps_.clock.now() - started);
       break;
@@ -390,7 +424,8 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
   }
   if (!commit.ok()) {
     const auto ec = commit.error();
-    auto next = scheduler_.end_turn(std::move(*turn), TurnEnd{{}, false});
+    auto end_uncommitted = [&] { return scheduler_.end_turn(std::move(*turn), TurnEnd{{}, false}); };
+    auto next = co_await off_thread(end_uncommitted);
     if (ec == Errc::kStaleFence) {
       // Another worker took the agent (our lock expired): the task is its now.
       deps_.metrics.count_redelivery("stale_fence");
@@ -413,7 +448,8 @@ asio::awaitable<std::optional<std::string>> Worker::run_one(const std::string& a
       end.committed.push_back(std::move(m));
     }
   }
-  auto next = scheduler_.end_turn(std::move(*turn), std::move(end));
+  auto end_committed = [&] { return scheduler_.end_turn(std::move(*turn), std::move(end)); };
+  auto next = co_await off_thread(end_committed);
   terminal(task_id, EventKind::kDone,
            done_data(task_id, agent_id, write.stats, write.tool_calls.size(), dv.level, out.provider, !commit->applied),
            "done");

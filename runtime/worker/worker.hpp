@@ -33,11 +33,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/clock/clock.hpp"
 #include "runtime/api/agent_store.hpp"
@@ -72,6 +74,10 @@ struct WorkerConfig {
   ToolConfig tool;
   resilience::RetryPolicy store_retry = resilience::RetryPolicy::seed_checkpoint_write();
   resilience::CircuitBreakerConfig store_breaker = resilience::CircuitBreakerConfig::seed_database();
+  /// > 0: the turn's store calls (the idempotency check, begin and end of turn, the commit) run
+  /// on a pool of this many threads while the io thread goes on streaming other turns — a
+  /// PostgreSQL call is a round trip and a commit an fsync. 0: inline (in-memory backends).
+  int store_threads = 0;
   std::uint64_t seed = 1;
 };
 
@@ -163,6 +169,10 @@ class Worker {
   /// Ends parked tasks the scheduler dropped (paused membership) with an error event. io thread.
   void end_parked(const std::vector<std::string>& task_ids, std::string_view code, std::string_view message);
   void spawn(boost::asio::awaitable<void> work);
+  /// Runs `call` on the store pool (inline when there is none) and resumes on the io thread
+  /// with its result.
+  template <typename F>
+  boost::asio::awaitable<std::invoke_result_t<F&>> off_thread(F call);
 
   WorkerConfig config_;
   WorkerDeps deps_;
@@ -172,6 +182,7 @@ class Worker {
   std::unique_ptr<LlmClient> llm_;
   std::unique_ptr<SimulatedTool> tool_;
   std::unique_ptr<AgentTurnRunner> runner_;
+  std::unique_ptr<boost::asio::thread_pool> store_pool_;  // null: store calls inline
   std::mt19937_64 rng_;
 
   // io thread only
