@@ -337,7 +337,7 @@ void RedisEventBus::reader_loop() {
       continue;
     }
     if (!r->is_array()) continue;  // nil: the block ended (timeout or CLIENT UNBLOCK)
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     for (const RedisReply& stream : r->elements) {
       if (stream.size() != 2) continue;
       const std::string& key = stream.elements[0].str;
@@ -348,6 +348,12 @@ void RedisEventBus::reader_loop() {
         Event e;
         if (to_event(entry, e)) deliver_locked(task, e);
       }
+    }
+    // An XREAD costs Redis time in proportion to the streams it names, and returns as soon as
+    // one has news: with many streams watched, let events gather for a moment so one read
+    // serves many (bounded added latency: batch_window).
+    if (streams.size() > 1 && config_.batch_window > Millis::zero()) {
+      cv_.wait_for(lk, config_.batch_window, [&] { return stop_; });
     }
   }
 }

@@ -54,6 +54,10 @@ struct RedisEventBusConfig {
   std::size_t max_subscriptions = 10'000;
   Millis poll_interval{100};  ///< the reader's longest XREAD BLOCK (also its TTL-renewal tick)
   std::size_t read_batch = 256;  ///< XREAD COUNT per stream
+  /// With more than one stream watched, the reader waits this long after a read that delivered
+  /// events before the next one, so a read serves many appends (an XREAD costs Redis time per
+  /// stream named). 0: read again at once.
+  Millis batch_window{2};
 };
 
 struct RedisEventBusStats {
