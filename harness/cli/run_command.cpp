@@ -137,6 +137,19 @@ int run_command(int argc, char** argv) {
   raise_open_file_limit();
 
   std::unique_ptr<EmbeddedStack> stack;
+  if (target || scenario->target) {
+    // Faults on the stack's own processes and servers have nothing to act on at a remote target.
+    Diagnostics remote(scenario_path);
+    for (std::size_t i = 0; i < scenario->faults.size(); ++i)
+      if (scenario->faults[i].kind == Fault::Kind::kStack)
+        remote.error_at(scenario->faults[i].line, scenario->faults[i].column, "faults[" + std::to_string(i) + "].action",
+                        "'" + scenario->faults[i].action + "' acts on the embedded stack, and this run has a target; "
+                        "against a deployment use exec: {command, undo} (e.g. kubectl delete pod ...)");
+    if (!remote.ok()) {
+      std::fprintf(stderr, "agentlab run: %s", remote.format().c_str());
+      return kExitUsage;
+    }
+  }
   if (target) {
     opt.target = *target;
   } else if (scenario->target) {
@@ -150,6 +163,17 @@ int run_command(int argc, char** argv) {
     }
     opt.target = stack->target_url();
     opt.fault_base_url = stack->admin_url();
+    EmbeddedStack* st = stack.get();
+    opt.stack_action = [st](const Fault& f, bool start) { return st->perform(f, start); };
+    if (stack->has_runtime())
+      opt.store_effects = [st](const std::vector<std::string>& ids) { return st->task_effects(ids); };
+    // proxy.toxic / proxy.down without url: go to the stack's chaos proxy (validated to exist).
+    if (const std::string api = stack->proxy_api_url(); !api.empty())
+      for (auto& f : scenario->faults) {
+        if (f.proxy.empty() || f.proxy_url_given) continue;
+        if (f.http_start) f.http_start->url = api + f.http_start->url;
+        if (f.http_end) f.http_end->url = api + f.http_end->url;
+      }
     if (stack->has_runtime() && scenario->samples.empty()) {
       // The embedded runtime's state goes into every second of the results, and its breaker and
       // degradation changes become events.

@@ -369,6 +369,22 @@ asio::awaitable<ActionResult> Controller::perform(const Fault& f, bool start) {
     if (!call) co_return ActionResult{true, "no end action"};
     co_return co_await http_call(*call);
   }
+  if (f.kind == Fault::Kind::kStack) {
+    if (!opt_.stack_action) co_return ActionResult{false, f.action + " needs the embedded stack (no target)"};
+    // On a thread of its own, like a command: a restart may take seconds.
+    auto result = std::make_shared<std::promise<ActionResult>>();
+    auto fut = result->get_future();
+    command_threads_.emplace_back([this, &f, start, result] {
+      StackActionResult r = opt_.stack_action(f, start);
+      result->set_value(ActionResult{r.ok, std::move(r.detail)});
+    });
+    asio::steady_timer timer(io_);
+    while (fut.wait_for(0s) != std::future_status::ready) {
+      timer.expires_after(20ms);
+      co_await timer.async_wait(kTuple);
+    }
+    co_return fut.get();
+  }
   const std::string& cmd = start ? f.command : f.undo;
   if (cmd.empty()) co_return ActionResult{true, "no undo command"};
   auto result = std::make_shared<std::promise<ActionResult>>();
@@ -722,7 +738,10 @@ bj::object Controller::reconcile_ledger() {
     io_.run_for(10ms);
   }
 
-  std::int64_t completed = 0, failed = 0, lost = 0, duplicated = 0, replayed = 0, unverified = 0;
+  // Each task's verdict from its stream.
+  enum class Verdict { kCompleted, kFailed, kLost, kDuplicated };
+  std::unordered_map<std::string, Verdict> verdicts;
+  std::int64_t replayed = 0, unverified = 0;
   for (const auto& [id, e] : all) {
     auto it = replays.find(id);
     const bool answered = it != replays.end() && it->second.answered;
@@ -732,15 +751,62 @@ bj::object Controller::reconcile_ledger() {
     const int error = answered ? it->second.error : e.error;
     const int client_terminals = e.done + e.error;
     const int terminals = answered ? std::max(done + error, client_terminals) : client_terminals;
+    Verdict v = Verdict::kFailed;
     if (terminals == 0) {
-      ++lost;
+      v = Verdict::kLost;
       if (!answered) ++unverified;
     } else if (terminals > 1) {
-      ++duplicated;
+      v = Verdict::kDuplicated;
     } else if (done > 0 || (!answered && e.done > 0)) {
-      ++completed;
+      v = Verdict::kCompleted;
+    }
+    verdicts.emplace(id, v);
+  }
+
+  // Then against the store (embedded stack): a task done on its stream must have exactly one
+  // committed turn, and no task may have written its effects twice.
+  bj::object store;
+  if (opt_.store_effects && !all.empty()) {
+    std::vector<std::string> ids;
+    ids.reserve(all.size());
+    for (const auto& kv : all) ids.push_back(kv.first);
+    StoreEffects effects = opt_.store_effects(ids);
+    if (!effects.error.empty()) {
+      std::fprintf(stderr, "agentlab: ledger: the store could not be checked: %s\n", effects.error.c_str());
+      store["error"] = effects.error;
     } else {
-      ++failed;
+      std::int64_t committed = 0, done_without = 0, duplicated_effects = 0, effects_without_done = 0;
+      for (auto& [id, v] : verdicts) {
+        auto it = effects.tasks.find(id);
+        const TaskEffects fx = it == effects.tasks.end() ? TaskEffects{} : it->second;
+        if (fx.turns > 0) ++committed;
+        const bool twice = fx.turns > 1 || fx.message_rows > fx.expected_message_rows;
+        if (twice) {
+          ++duplicated_effects;
+          v = Verdict::kDuplicated;
+        } else if (v == Verdict::kCompleted && fx.turns == 0) {
+          ++done_without;
+          if (effects.complete) v = Verdict::kLost;
+        } else if (v != Verdict::kCompleted && v != Verdict::kDuplicated && fx.turns > 0) {
+          ++effects_without_done;  // reported, not folded: the stream's verdict stands
+        }
+      }
+      store["checked"] = static_cast<std::int64_t>(ids.size());
+      store["committed"] = committed;
+      store["done_without_effects"] = done_without;
+      store["duplicated_effects"] = duplicated_effects;
+      store["effects_without_done"] = effects_without_done;
+      if (!effects.complete) store["complete"] = false;  // done_without_effects not counted as lost
+    }
+  }
+
+  std::int64_t completed = 0, failed = 0, lost = 0, duplicated = 0;
+  for (const auto& [id, v] : verdicts) {
+    switch (v) {
+      case Verdict::kCompleted: ++completed; break;
+      case Verdict::kFailed: ++failed; break;
+      case Verdict::kLost: ++lost; break;
+      case Verdict::kDuplicated: ++duplicated; break;
     }
   }
   bj::object out;
@@ -753,6 +819,12 @@ bj::object Controller::reconcile_ledger() {
   out["unverified"] = unverified;
   out["method"] = "every accepted task's stream replayed from the start after the run (" + sh_.ledger_var +
                   " captured by the accepting step); lost = no terminal event, duplicated = more than one";
+  if (opt_.store_effects) {
+    out["store"] = std::move(store);
+    out["method"] = std::string(out["method"].as_string()) +
+                    "; then the store's turns per task: done with no committed turn counts as lost, more than one "
+                    "turn or more message rows than one commit writes as duplicated";
+  }
   return out;
 }
 

@@ -1,7 +1,9 @@
 // YAML → Scenario, reporting every problem with file, line and field.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -168,6 +170,7 @@ class Loader {
   void parse_steps(const YAML::Node& list, const std::string& path, std::set<std::string>& vars,
                    std::vector<Step>& out);
   std::optional<HttpCall> parse_http_call(const YAML::Node& n, const std::string& path);
+  std::optional<StackAction> parse_stack_action(Fields& f, const std::string& action);
 
   Diagnostics& diag_;
   double scale_;
@@ -449,6 +452,66 @@ std::optional<HttpCall> Loader::parse_http_call(const YAML::Node& n, const std::
   return call;
 }
 
+// process.kill {role, signal, count} / service.restart {service}.
+std::optional<StackAction> Loader::parse_stack_action(Fields& f, const std::string& action) {
+  const YAML::Node& n = f.node();
+  StackAction a;
+  bool ok = true;
+  if (action == "service.restart") {
+    a.kind = StackAction::Kind::kServiceRestart;
+    for (const char* other : {"role", "signal", "count"})
+      if (f.has(other)) {
+        diag_.error(n[other], f.path(other), "not a field of service.restart (service: redis|postgres)");
+        ok = false;
+      }
+    auto service = f.string("service", true);
+    if (!service) return std::nullopt;
+    if (*service != "redis" && *service != "postgres") {
+      diag_.error(n["service"], f.path("service"), "'" + *service + "' is not redis or postgres");
+      return std::nullopt;
+    }
+    a.service = *service;
+    return ok ? std::optional<StackAction>(a) : std::nullopt;
+  }
+  a.kind = StackAction::Kind::kProcessKill;
+  if (f.has("service")) {
+    diag_.error(n["service"], f.path("service"), "not a field of process.kill (role, signal, count)");
+    ok = false;
+  }
+  if (auto role = f.string("role", true)) {
+    if (*role != "worker" && *role != "gateway") {
+      diag_.error(n["role"], f.path("role"), "'" + *role + "' is not worker or gateway");
+      ok = false;
+    }
+    a.role = *role;
+  } else {
+    ok = false;
+  }
+  a.signal_name = "KILL";
+  if (auto sig = f.string("signal", false)) {
+    static constexpr std::pair<std::string_view, int> kSignals[] = {
+        {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
+        {"ABRT", SIGABRT}, {"SEGV", SIGSEGV}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP}};
+    std::string name = *sig;
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (name.starts_with("SIG")) name.erase(0, 3);
+    auto it = std::find_if(std::begin(kSignals), std::end(kSignals), [&](const auto& kv) { return kv.first == name; });
+    if (it == std::end(kSignals)) {
+      diag_.error(n["signal"], f.path("signal"), "'" + *sig + "' is not a signal this action sends "
+                                                 "(KILL, TERM, INT, QUIT, HUP, ABRT, SEGV, USR1, USR2, STOP)");
+      ok = false;
+    } else {
+      a.signal_name = name;
+      a.signal = it->second;
+    }
+  }
+  if (f.has("count")) {
+    if (auto c = f.integer("count", true, 1)) a.count = static_cast<int>(std::min<std::int64_t>(*c, 1'000'000));
+    else ok = false;
+  }
+  return ok ? std::optional<StackAction>(a) : std::nullopt;
+}
+
 std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string& file) {
   auto sc = std::make_unique<Scenario>();
   sc->file = file;
@@ -464,7 +527,8 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
   if (auto name = top.string("name", true)) sc->name = *name;
   if (auto d = top.string("description", false)) sc->description = *d;
   if (auto t = top.string("target", false)) sc->target = *t;
-  if (root["system"].IsDefined()) sc->system = YAML::Clone(root["system"]);
+  // The node itself, not a clone: it keeps the document alive and its marks (lines) with it.
+  if (root["system"].IsDefined()) sc->system = root["system"];
 
   if (const YAML::Node pop = root["population"]; pop.IsDefined()) {
     Fields f(pop, "population", diag_, scale_);
@@ -593,9 +657,11 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
       const std::string path = "faults[" + std::to_string(i) + "]";
       Fields f(faults[i], path, diag_, scale_);
       f.reject_unknown({"name", "at", "duration", "http", "exec", "action", "rate", "status", "multiplier",
-                        "after_tokens", "url", "proxy", "type", "attributes", "stream", "toxicity"});
+                        "after_tokens", "url", "proxy", "type", "attributes", "stream", "toxicity", "role",
+                        "signal", "count", "service"});
       Fault fault;
       fault.line = faults[i].Mark().line + 1;
+      fault.column = faults[i].Mark().column + 1;
       fault.name = f.string("name", false).value_or("fault" + std::to_string(i + 1));
       auto at = f.duration("at", true, true);
       if (at) fault.at = *at;
@@ -603,7 +669,8 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
       const bool has_http = f.has("http"), has_exec = f.has("exec"), has_action = f.has("action");
       if (has_http + has_exec + has_action != 1) {
         diag_.error(faults[i], path, "a fault has exactly one action: http: {start, end}, exec: {command, undo}, "
-                                     "or action: llm.errors|llm.latency|llm.hang|llm.disconnect|proxy.toxic|proxy.down");
+                                     "or action: llm.errors|llm.latency|llm.hang|llm.disconnect|proxy.toxic|proxy.down|"
+                                     "process.kill|service.restart");
         continue;
       }
       if (has_action) {
@@ -628,10 +695,19 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
             const auto after = f.has("after_tokens") ? f.integer("after_tokens", true, 0).value_or(0) : 0;
             body = "{\"disconnect_rate\":" + std::to_string(rate) + ",\"disconnect_after_tokens\":" +
                    std::to_string(after) + "}";
+          } else if (action == "process.kill" || action == "service.restart") {
+            // The embedded stack's own processes and servers; it checks what it can do.
+            fault.kind = Fault::Kind::kStack;
+            fault.stack = parse_stack_action(f, action);
+            if (!f.has("duration")) fault.duration = Nanos{0};
+            break;
           } else if (action == "proxy.toxic" || action == "proxy.down") {
-            // Toxiproxy's API (the built-in chaos proxy, or a real Toxiproxy in staging).
+            // Toxiproxy's API (the built-in chaos proxy, or a real Toxiproxy in staging). Without
+            // url: the paths stay relative; the embedded stack's chaos proxy answers them.
             auto proxy = f.string("proxy", true);
             if (!proxy) break;
+            fault.proxy = *proxy;
+            fault.proxy_url_given = f.has("url");
             const std::string base = f.string("url", false).value_or("");
             fault.kind = Fault::Kind::kHttp;
             HttpCall start, end;
@@ -674,7 +750,7 @@ std::unique_ptr<Scenario> Loader::load(const YAML::Node& root, const std::string
           } else {
             diag_.error(faults[i]["action"], f.path("action"),
                         "unknown action '" + action + "' (llm.errors, llm.latency, llm.hang, llm.disconnect, "
-                        "proxy.toxic, proxy.down)");
+                        "proxy.toxic, proxy.down, process.kill, service.restart)");
             break;
           }
           HttpCall call;

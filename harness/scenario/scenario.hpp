@@ -79,17 +79,36 @@ struct HttpCall {
   std::string content_type;
 };
 
+/// A fault on the embedded stack's own processes and servers (Fault::Kind::kStack).
+struct StackAction {
+  enum class Kind { kProcessKill, kServiceRestart } kind = Kind::kProcessKill;
+  std::string role;         ///< process.kill: "worker" or "gateway" (the stack decides which it can kill)
+  int signal = 9;           ///< process.kill: the signal number
+  std::string signal_name;  ///< process.kill: "KILL", "TERM", ... (without SIG)
+  int count = 1;            ///< process.kill: how many processes of the role
+  std::string service;      ///< service.restart: "redis" or "postgres"
+};
+
 struct Fault {
   std::string name;
   Nanos at{0};
   std::optional<Nanos> duration;  ///< nullopt: stays until the end of the run
   /// kLlm: a rule for the mock LLM's admin API (POST /admin/faults at the start, DELETE
   /// /admin/faults/{id} at the end); http_start holds the POST.
-  enum class Kind { kHttp, kExec, kLlm } kind = Kind::kHttp;
+  /// kStack: process.kill / service.restart, performed by the embedded stack (`stack`); with no
+  /// `duration:` in the file the duration is 0 (the undo, a restart, follows at once).
+  enum class Kind { kHttp, kExec, kLlm, kStack } kind = Kind::kHttp;
   std::optional<HttpCall> http_start, http_end;
   std::string command, undo;
   std::string action;  ///< the scenario's action name ("http", "exec", "llm.errors", ...)
+  std::optional<StackAction> stack;
+  /// proxy.toxic / proxy.down: the proxy's name; proxy_url_given says whether the file gave
+  /// `url:` (else http_start/http_end hold paths relative to the chaos proxy's API, which the
+  /// embedded stack supplies).
+  std::string proxy;
+  bool proxy_url_given = false;
   int line = 0;
+  int column = 0;
 };
 
 struct Threshold {

@@ -1,3 +1,5 @@
+#include <csignal>
+
 #include <gtest/gtest.h>
 
 #include "harness/scenario/scenario.hpp"
@@ -145,4 +147,72 @@ TEST(Template, RendersBuiltinsAndCapturesAndReportsMissing) {
   EXPECT_FALSE(Template::compile("${unclosed", Escape::kNone, &err));
   EXPECT_FALSE(Template::compile("${}", Escape::kNone, &err));
   EXPECT_FALSE(Template::compile("${env.AGENTLAB_SURELY_UNSET_VAR}", Escape::kNone, &err));
+}
+
+namespace {
+// A minimal scenario with the given faults block.
+std::string with_faults(const std::string& faults) {
+  return R"(
+name: chaos
+flows: {f: {steps: [{name: get, request: {path: /x}}]}}
+phases: [{executor: constant-vus, vus: 1, duration: 1m}]
+faults:
+)" + faults;
+}
+}  // namespace
+
+TEST(ScenarioLoader, ParsesStackFaults) {
+  Diagnostics diag("chaos.yaml");
+  auto sc = load_scenario_text(with_faults(R"(
+  - {name: k, at: 10s, action: process.kill, role: worker, signal: sigterm, count: 2}
+  - {name: k2, at: 20s, duration: 5s, action: process.kill, role: worker}
+  - {name: r, at: 30s, action: service.restart, service: postgres}
+  - {name: p, at: 40s, duration: 5s, action: proxy.down, proxy: redis}
+  - {name: q, at: 40s, duration: 5s, action: proxy.down, proxy: redis, url: "http://127.0.0.1:8474"}
+)"), "chaos.yaml", 0.5, diag);
+  ASSERT_TRUE(sc) << diag.format();
+  ASSERT_EQ(sc->faults.size(), 5u);
+  const Fault& k = sc->faults[0];
+  EXPECT_EQ(k.kind, Fault::Kind::kStack);
+  ASSERT_TRUE(k.stack);
+  EXPECT_EQ(k.stack->kind, StackAction::Kind::kProcessKill);
+  EXPECT_EQ(k.stack->role, "worker");
+  EXPECT_EQ(k.stack->signal, SIGTERM);
+  EXPECT_EQ(k.stack->signal_name, "TERM");
+  EXPECT_EQ(k.stack->count, 2);
+  EXPECT_EQ(k.at, 5s);
+  EXPECT_EQ(k.duration, 0s);  // no duration: the restart follows at once
+  EXPECT_EQ(k.line, 7);
+  EXPECT_EQ(sc->faults[1].stack->signal, SIGKILL);  // the default
+  EXPECT_EQ(sc->faults[1].stack->count, 1);
+  EXPECT_EQ(sc->faults[1].duration, 2500ms);
+  EXPECT_EQ(sc->faults[2].stack->kind, StackAction::Kind::kServiceRestart);
+  EXPECT_EQ(sc->faults[2].stack->service, "postgres");
+  EXPECT_EQ(sc->faults[3].proxy, "redis");
+  EXPECT_FALSE(sc->faults[3].proxy_url_given);
+  EXPECT_EQ(sc->faults[3].http_start->url, "/proxies/redis");  // the embedded chaos proxy's API
+  EXPECT_TRUE(sc->faults[4].proxy_url_given);
+  EXPECT_EQ(sc->faults[4].http_start->url, "http://127.0.0.1:8474/proxies/redis");
+}
+
+TEST(ScenarioLoader, ReportsBadStackFaultsWithLineFieldAndValue) {
+  Diagnostics diag("chaos.yaml");
+  auto sc = load_scenario_text(with_faults(R"(
+  - {at: 10s, action: process.kill, role: scheduler}
+  - {at: 10s, action: process.kill, role: worker, signal: BOOM, count: 0}
+  - {at: 10s, action: service.restart, service: mysql}
+  - {at: 10s, action: service.restart, service: redis, signal: KILL}
+  - {at: 10s, action: process.kill}
+)"), "chaos.yaml", 1.0, diag);
+  EXPECT_FALSE(sc);
+  const std::string text = diag.format();
+  EXPECT_NE(text.find("chaos.yaml:7:"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[0].role: 'scheduler' is not worker or gateway"), std::string::npos) << text;
+  EXPECT_NE(text.find("chaos.yaml:8:"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[1].signal: 'BOOM' is not a signal"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[1].count"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[2].service: 'mysql' is not redis or postgres"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[3].signal: not a field of service.restart"), std::string::npos) << text;
+  EXPECT_NE(text.find("faults[4].role"), std::string::npos) << text;
+  EXPECT_EQ(diag.items().size(), 6u) << text;
 }
