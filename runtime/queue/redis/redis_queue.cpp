@@ -88,13 +88,16 @@ local max_deliveries, max_dead, reap_every = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 for p = 1, 3 do
   local stream, nack = KEYS[p], KEYS[3 + p]
   -- Due entries first (an expired lease, or a nack whose delay passed): they are older than
-  -- anything new in this priority. XAUTOCLAIM scans the PEL with a cursor.
-  local cursor = '0-0'
-  repeat
-    local r = redis.call('XAUTOCLAIM', stream, group, consumer, horizon, cursor, 'COUNT', 1)
-    cursor = r[1]
-    local e = r[2][1]
-    if e then
+  -- anything new in this priority. XPENDING IDLE finds the first one in a single scan of the
+  -- PEL inside Redis (XAUTOCLAIM COUNT 1 would take a call per ten entries held), XCLAIM takes it.
+  while true do
+    local due = redis.call('XPENDING', stream, group, 'IDLE', horizon, '-', '+', 1)[1]
+    if not due then break end
+    local e = redis.call('XCLAIM', stream, group, consumer, horizon, due[1])[1]
+    if not e then
+      -- The entry is gone from the stream: nothing to deliver; drop it from the PEL.
+      redis.call('XACK', stream, group, due[1])
+    else
       local id, fields = e[1], e[2]
       local deliveries = tonumber(redis.call('XPENDING', stream, group, id, id, 1)[1][4])
       local nacked = redis.call('HDEL', nack, id) == 1
@@ -107,7 +110,7 @@ for p = 1, 3 do
         return {1, p - 1, id, deliveries, fields}
       end
     end
-  until cursor == '0-0'
+  end
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
   if r and r[1][2][1] then
     local e = r[1][2][1]
