@@ -590,6 +590,10 @@ asio::awaitable<void> Controller::ticker() {
   if (tty) std::fprintf(stderr, "\n");
 }
 
+// recovery_json's latency criterion.
+constexpr double kLatencyBaselineSeconds = 10;
+constexpr int kLatencyStableSeconds = 3;
+
 bj::array Controller::recovery_json() const {
   bj::array out;
   for (const auto& start : events_) {
@@ -644,10 +648,49 @@ bj::array Controller::recovery_json() const {
     if (!deviated) row["watched_recovered_t"] = *t_end;
     else if (settled) row["watched_recovered_t"] = *settled;
     else row["watched_recovered_t"] = nullptr;
-    if (const auto* v = row.if_contains("watched_recovered_t"); v && v->is_number())
-      row["recovery_s"] = std::round((v->to_number<double>() - *t_end) * 1000) / 1000;
-    else
+    // Latency: the p99 of the seconds before the fault is the baseline; recovered at the first
+    // second at or after the end that starts kLatencyStableSeconds seconds in a row with
+    // requests, no errors and a p99 within 1.5× the baseline (+ 10 ms for tiny baselines).
+    std::vector<double> before_p99;
+    for (const auto& r : timeseries_) {
+      const double t = r.at("t").to_number<double>();
+      if (t >= t_start - kLatencyBaselineSeconds && t < t_start && r.at("rps").to_number<std::int64_t>() > 0)
+        before_p99.push_back(r.at("p99_ms").to_number<double>());
+    }
+    std::optional<double> latency_back;
+    if (!before_p99.empty()) {
+      std::sort(before_p99.begin(), before_p99.end());
+      const double baseline = before_p99[before_p99.size() / 2];
+      const double bound = std::max(baseline * 1.5, baseline + 10.0);
+      row["latency_baseline_p99_ms"] = baseline;
+      int run = 0;
+      double run_start = 0;
+      for (const auto& r : timeseries_) {
+        const double t = r.at("t").to_number<double>();
+        if (t < *t_end) continue;
+        const bool good = r.at("rps").to_number<std::int64_t>() > 0 && r.at("errors").to_number<std::int64_t>() == 0 &&
+                          r.at("p99_ms").to_number<double>() <= bound;
+        if (!good) {
+          run = 0;
+          continue;
+        }
+        if (run++ == 0) run_start = t;
+        if (run == kLatencyStableSeconds) {
+          latency_back = std::max(*t_end, run_start - 1);  // a row at t covers the second before t
+          break;
+        }
+      }
+    }
+    if (latency_back) row["latency_recovered_t"] = *latency_back;
+    else row["latency_recovered_t"] = nullptr;
+    // Recovery: both back (the later of the two); null when either never came back in the run.
+    const auto* watched = row.if_contains("watched_recovered_t");
+    if (watched && watched->is_number() && (latency_back || before_p99.empty())) {
+      const double back = std::max(watched->to_number<double>(), latency_back.value_or(*t_end));
+      row["recovery_s"] = std::round((back - *t_end) * 1000) / 1000;
+    } else {
       row["recovery_s"] = nullptr;
+    }
     // Errors: the first whole second at or after the end with none.
     for (const auto& r : timeseries_) {
       const double t = r.at("t").to_number<double>();
