@@ -29,7 +29,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
@@ -39,6 +38,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
@@ -47,6 +47,9 @@
 #include <stdexcept>
 #include <system_error>
 #include <utility>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 namespace lab::http {
 
@@ -85,6 +88,42 @@ void log_exception(const char* where, const std::exception_ptr& error) {
     std::fprintf(stderr, "agentlab http: %s: unknown exception\n", where);
   }
 }
+
+/// One non-blocking send of `parts` (MSG_DONTWAIT: never waits, whatever the socket's mode;
+/// MSG_NOSIGNAL: a gone peer is an error, not SIGPIPE). Returns the bytes the socket took (0
+/// when its buffer is full) or sets `ec`.
+std::size_t send_now(int fd, const iovec* parts, std::size_t count, error_code& ec) {
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(parts);
+  message.msg_iovlen = count;
+  for (;;) {
+    const ssize_t sent = ::sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) return static_cast<std::size_t>(sent);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    ec.assign(errno, asio::error::get_system_category());
+    return 0;
+  }
+}
+
+/// The chunk-size line of a chunk of `size` bytes ("1a2\r\n") into `out`; returns its length.
+std::size_t chunk_size_line(std::size_t size, char (&out)[24]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char digits[16];
+  std::size_t n = 0;
+  do {
+    digits[n++] = kHex[size & 0xf];
+    size >>= 4;
+  } while (size != 0);
+  std::size_t length = 0;
+  while (n > 0) out[length++] = digits[--n];
+  out[length++] = '\r';
+  out[length++] = '\n';
+  return length;
+}
+
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 bool is_parse_error(const error_code& ec) {
   static const auto& http_category = bhttp::make_error_code(bhttp::error::bad_method).category();
@@ -135,6 +174,8 @@ class Connection final : public Exchange {
       Status status, std::string_view content_type,
       std::vector<std::pair<std::string, std::string>> headers) override;
   asio::awaitable<error_code> write_chunk(std::string_view data) override;
+  ChunkWrite try_write_chunk(std::string_view data) override;
+  asio::awaitable<error_code> flush() override;
   asio::awaitable<error_code> finish_stream() override;
   void abort() override;
   bool closed() const override;
@@ -153,24 +194,32 @@ class Connection final : public Exchange {
   asio::awaitable<error_code> write_response(Response& res, bool header_only = false);
   void note_read_error(const error_code& ec);
   void note_write_error(const error_code& ec);
+  /// Sends `parts` without waiting; what the socket does not take goes to pending_.
+  ChunkWrite send_or_keep(const iovec* parts, std::size_t count);
   void arm_watch();
   asio::awaitable<void> settle_watch();
   void shutdown_and_close();
 
+  // The fields a streaming write touches come first, so a token costs few cache lines.
   Core& core_;
-  Shard& shard_;
   beast::tcp_stream stream_;
+  Reply reply_ = Reply::none;
+  bool chunked_ = false;     ///< the current stream uses chunked encoding (HTTP/1.1)
+  bool head_ = false;        ///< the request is HEAD: a stream sends its header only
+  bool write_failed_ = false;
+  bool flushing_ = false;    ///< flush() is writing pending_
+  bool busy_ = false;        ///< a complete request is being handled or answered
+  bool keep_alive_ = false;  ///< the answer sent (or being sent) keeps the connection
+  /// Stream bytes a non-blocking send could not place (at most about one chunk: see
+  /// Exchange::try_write_chunk); they go out first, with the next flush().
+  std::string pending_;
+  std::shared_ptr<PeerWatch> watch_;  ///< created on the first closed() call, then reused
+  error_code write_error_;   ///< the error that set write_failed_
+  Shard& shard_;
   asio::any_io_executor executor_;
   beast::flat_buffer buffer_;  ///< kept for the life of the connection
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   tcp::endpoint remote_;
-  std::shared_ptr<PeerWatch> watch_;  ///< created on the first closed() call, then reused
-  Reply reply_ = Reply::none;
-  bool busy_ = false;        ///< a complete request is being handled or answered
-  bool keep_alive_ = false;  ///< the answer sent (or being sent) keeps the connection
-  bool chunked_ = false;     ///< the current stream uses chunked encoding (HTTP/1.1)
-  bool head_ = false;        ///< the request is HEAD: a stream sends its header only
-  bool write_failed_ = false;
 };
 
 /// One io_context and its thread. Member order matters: the io_context is destroyed before
@@ -395,7 +444,7 @@ void Core::stop(std::chrono::milliseconds drain) {
 // Connection
 
 Connection::Connection(Core& core, tcp::socket socket, Shard& shard)
-    : core_(core), shard_(shard), stream_(std::move(socket)), executor_(stream_.get_executor()) {
+    : core_(core), stream_(std::move(socket)), shard_(shard), executor_(stream_.get_executor()) {
   error_code ec;
   stream_.socket().set_option(tcp::no_delay(true), ec);
   remote_ = stream_.socket().remote_endpoint(ec);
@@ -446,6 +495,7 @@ void Connection::note_read_error(const error_code& ec) {
 
 void Connection::note_write_error(const error_code& ec) {
   write_failed_ = true;
+  write_error_ = ec;
   keep_alive_ = false;
   if (ec == beast::error::timeout) stats().timeouts.fetch_add(1, std::memory_order_relaxed);
 }
@@ -526,6 +576,8 @@ asio::awaitable<bool> Connection::handle() {
   chunked_ = false;
   head_ = false;
   write_failed_ = false;
+  write_error_ = {};
+  pending_.clear();
 
   std::exception_ptr failure;
   try {
@@ -621,15 +673,78 @@ asio::awaitable<error_code> Connection::write_chunk(std::string_view data) {
   if (reply_ == Reply::aborted || write_failed_) co_return asio::error::not_connected;
   if (reply_ != Reply::streaming) co_return asio::error::operation_not_supported;
   if (data.empty() || head_) co_return error_code{};  // an empty chunk would end the stream
-  stream_.expires_after(options().write_timeout);
-  error_code ec;
-  if (chunked_) {
-    std::tie(ec, std::ignore) = co_await asio::async_write(
-        stream_, bhttp::make_chunk(asio::buffer(data.data(), data.size())), kNoThrow);
-  } else {
-    std::tie(ec, std::ignore) =
-        co_await asio::async_write(stream_, asio::buffer(data.data(), data.size()), kNoThrow);
+  switch (try_write_chunk(data)) {
+    case ChunkWrite::kSent: co_return error_code{};
+    case ChunkWrite::kPending: break;
+    case ChunkWrite::kFailed: {
+      error_code ec = write_error_;
+      if (!ec) ec = asio::error::not_connected;
+      co_return ec;
+    }
   }
+  co_return co_await flush();
+}
+
+Exchange::ChunkWrite Connection::try_write_chunk(std::string_view data) {
+  if (flushing_) {
+    std::fprintf(stderr, "agentlab http: try_write_chunk during flush() (one write at a time)\n");
+    std::abort();
+  }
+  if (reply_ != Reply::streaming || write_failed_) return ChunkWrite::kFailed;
+  if (data.empty() || head_) return ChunkWrite::kSent;
+  char size_line[24];
+  std::array<iovec, 3> parts{};
+  std::size_t count = 0;
+  if (chunked_) {
+    parts[count++] = {size_line, chunk_size_line(data.size(), size_line)};
+  }
+  parts[count++] = {const_cast<char*>(data.data()), data.size()};
+  if (chunked_) parts[count++] = {const_cast<char*>(kCrlf.data()), kCrlf.size()};
+  return send_or_keep(parts.data(), count);
+}
+
+Exchange::ChunkWrite Connection::send_or_keep(const iovec* parts, std::size_t count) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) total += parts[i].iov_len;
+  if (!pending_.empty()) {
+    // Earlier bytes wait: these go behind them, and the whole backlog is tried once.
+    for (std::size_t i = 0; i < count; ++i) {
+      pending_.append(static_cast<const char*>(parts[i].iov_base), parts[i].iov_len);
+    }
+    const iovec backlog{pending_.data(), pending_.size()};
+    error_code ec;
+    const std::size_t sent = send_now(stream_.socket().native_handle(), &backlog, 1, ec);
+    if (ec) {
+      note_write_error(ec);
+      return ChunkWrite::kFailed;
+    }
+    pending_.erase(0, sent);
+    return pending_.empty() ? ChunkWrite::kSent : ChunkWrite::kPending;
+  }
+  error_code ec;
+  std::size_t sent = send_now(stream_.socket().native_handle(), parts, count, ec);
+  if (ec) {
+    note_write_error(ec);
+    return ChunkWrite::kFailed;
+  }
+  if (sent == total) return ChunkWrite::kSent;
+  for (std::size_t i = 0; i < count; ++i) {  // keep the part the socket did not take
+    const std::size_t skip = std::min(sent, parts[i].iov_len);
+    sent -= skip;
+    pending_.append(static_cast<const char*>(parts[i].iov_base) + skip, parts[i].iov_len - skip);
+  }
+  return ChunkWrite::kPending;
+}
+
+asio::awaitable<error_code> Connection::flush() {
+  if (reply_ == Reply::aborted || write_failed_) co_return asio::error::not_connected;
+  if (pending_.empty()) co_return error_code{};
+  stream_.expires_after(options().write_timeout);
+  flushing_ = true;
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(pending_), kNoThrow);
+  flushing_ = false;
+  pending_.clear();
+  if (pending_.capacity() > kKeepBufferBytes) pending_.shrink_to_fit();
   if (ec) note_write_error(ec);
   co_return ec;
 }
@@ -637,10 +752,17 @@ asio::awaitable<error_code> Connection::write_chunk(std::string_view data) {
 asio::awaitable<error_code> Connection::finish_stream() {
   if (reply_ == Reply::aborted || write_failed_) co_return asio::error::not_connected;
   if (reply_ != Reply::streaming) co_return asio::error::operation_not_supported;
+  if (auto ec = co_await flush()) co_return ec;
   reply_ = Reply::finished;
   if (!chunked_ || head_) co_return error_code{};
-  stream_.expires_after(options().write_timeout);
-  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
+  const iovec last{const_cast<char*>(kLastChunk.data()), kLastChunk.size()};
+  error_code ec;
+  const std::size_t sent = send_now(stream_.socket().native_handle(), &last, 1, ec);
+  if (!ec && sent < kLastChunk.size()) {
+    stream_.expires_after(options().write_timeout);
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(stream_, asio::buffer(kLastChunk.substr(sent)), kNoThrow);
+  }
   if (ec) note_write_error(ec);
   co_return ec;
 }

@@ -5,7 +5,8 @@
 // on one io_context for its whole life (round-robin), so per-connection state needs no locks.
 // Each connection is a coroutine: read request → call the handler → write → repeat while
 // keep-alive. Handlers are coroutines too, so a streaming handler simply loops over
-// write_chunk() with timers in between.
+// write_chunk() with timers in between (or, pacing many streams from one timer, calls
+// try_write_chunk() and suspends only when a socket is full).
 //
 // Limits: every socket has an idle/read timeout, every request body a size limit, and the
 // number of open connections a bound (over it, new connections are closed at once and counted).
@@ -75,8 +76,24 @@ class Exchange {
   virtual asio::awaitable<error_code> start_stream(
       Status status, std::string_view content_type,
       std::vector<std::pair<std::string, std::string>> headers = {}) = 0;
-  /// Writes one chunk (data must be non-empty). An error means the peer is gone.
+  /// Writes one chunk (data must be non-empty). An error means the peer is gone. The bytes go
+  /// out with one non-blocking send when the socket takes them; only what it does not take
+  /// waits for the socket under the write timeout.
   virtual asio::awaitable<error_code> write_chunk(std::string_view data) = 0;
+
+  /// What try_write_chunk() did with a chunk.
+  enum class ChunkWrite {
+    kSent,     ///< all of it is in the socket's send buffer
+    kPending,  ///< the send buffer was full: the bytes not sent are kept, in order, for flush()
+    kFailed,   ///< the peer is gone (or the exchange is not streaming); nothing more will go out
+  };
+  /// write_chunk() without suspending, for a handler that paces many streams from one timer:
+  /// one non-blocking send, never a wait. After kPending, co_await flush() before writing
+  /// again (write_chunk() and finish_stream() flush first too), so at most one chunk is kept.
+  virtual ChunkWrite try_write_chunk(std::string_view data) = 0;
+  /// Sends the bytes try_write_chunk() kept, under the write timeout; at once when none are.
+  /// An error means the peer is gone.
+  virtual asio::awaitable<error_code> flush() = 0;
   /// Writes the final empty chunk; the connection may then serve the next request.
   virtual asio::awaitable<error_code> finish_stream() = 0;
   /// Closes the connection now (abruptly: no further bytes). For fault injection and for

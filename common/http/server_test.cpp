@@ -100,9 +100,10 @@ class TestClient {
   }
 
   /// Streaming: reads the header of a chunked response.
-  std::pair<error_code, bhttp::response<bhttp::empty_body>> read_stream_header() {
+  std::pair<error_code, bhttp::response<bhttp::empty_body>> read_stream_header(
+      std::uint64_t body_limit = 1 << 20) {
     parser_.emplace();
-    parser_->body_limit(1 << 20);
+    parser_->body_limit(body_limit);
     chunks_.clear();
     partial_.clear();
     on_chunk_body_ = [this](std::uint64_t remain, std::string_view body, error_code&) {
@@ -501,6 +502,132 @@ TEST(Server, StreamsServerSentEventsAndKeepsTheConnection) {
   EXPECT_EQ(parser.comments(), 1u);
   EXPECT_EQ(client.request(verb::get, "/next").body(), "after");
   EXPECT_EQ(server.stats().connections_accepted.load(), 1u);
+}
+
+/// What a handler saw while filling a socket the client does not read.
+struct FillReport {
+  int sent = 0;  ///< chunks try_write_chunk took whole before it returned something else
+  Exchange::ChunkWrite last = Exchange::ChunkWrite::kSent;
+};
+
+/// A chunk that says which one it is: "chunk 00000012 " and then filler.
+std::string numbered_chunk(int i, std::size_t size) {
+  std::string chunk = "chunk " + std::to_string(100'000'000 + i).substr(1) + " ";
+  chunk.resize(size, 'x');
+  return chunk;
+}
+
+TEST(Server, TryWriteChunkKeepsWhatAFullSocketRefusesAndSendsItFirstLater) {
+  // /flush: flush() then write_chunk(); /finish: finish_stream() straight away. Either way the
+  // bytes kept from the refused chunk go out first, in order.
+  constexpr std::size_t kChunk = 64 * 1024;
+  constexpr int kMaxChunks = 4096;  // 256 MiB: far more than any socket buffers
+  Gate gate;
+  std::promise<FillReport> filled;
+  std::promise<error_code> flushed;
+  Handler handler = [&](Exchange& ex) -> asio::awaitable<void> {
+    co_await ex.start_stream(Status::ok, "application/octet-stream");
+    FillReport report;
+    while (report.sent < kMaxChunks) {
+      report.last = ex.try_write_chunk(numbered_chunk(report.sent, kChunk));
+      if (report.last != Exchange::ChunkWrite::kSent) break;
+      ++report.sent;
+    }
+    filled.set_value(report);
+    if (report.last != Exchange::ChunkWrite::kPending) co_return;
+    co_await gate.wait(ex.executor(), 1);  // the client starts reading now
+    if (ex.request().target() == "/flush") {
+      flushed.set_value(co_await ex.flush());
+      co_await ex.write_chunk("tail");
+    } else {
+      flushed.set_value(error_code{});
+    }
+    co_await ex.finish_stream();
+  };
+  Server server(local_options(), handler);
+  server.start();
+  for (const std::string target : {"/flush", "/finish"}) {
+    SCOPED_TRACE(target);
+    filled = {};
+    flushed = {};
+    TestClient client(server.port());
+    ASSERT_FALSE(client.connect());
+    ASSERT_FALSE(client.send(Request{verb::get, target, 11}));
+    auto report_future = filled.get_future();
+    ASSERT_TRUE(ready(report_future));
+    const FillReport report = report_future.get();
+    ASSERT_EQ(report.last, Exchange::ChunkWrite::kPending);
+    ASSERT_GT(report.sent, 0);
+    gate.release();
+    auto [ec, head] = client.read_stream_header(std::uint64_t{1} << 30);
+    ASSERT_FALSE(ec) << ec.message();
+    int i = 0;
+    std::string after;
+    while (auto chunk = client.next_chunk()) {
+      if (i <= report.sent) {
+        ASSERT_EQ(*chunk, numbered_chunk(i, kChunk)) << "chunk " << i;
+      } else {
+        after += *chunk;
+      }
+      ++i;
+    }
+    EXPECT_TRUE(client.stream_done());
+    EXPECT_EQ(i - 1, report.sent + (target == "/flush" ? 1 : 0));  // + the refused chunk, whole
+    EXPECT_EQ(after, target == "/flush" ? "tail" : "");
+    auto flush_future = flushed.get_future();
+    ASSERT_TRUE(ready(flush_future));
+    EXPECT_FALSE(flush_future.get());
+  }
+}
+
+TEST(Server, TryWriteChunkFailsOnceThePeerIsGoneAndOutsideAStream) {
+  std::promise<void> first_sent;
+  std::promise<std::pair<Exchange::ChunkWrite, bool>> outcome;
+  std::promise<std::pair<Exchange::ChunkWrite, Exchange::ChunkWrite>> outside;
+  Handler handler = [&](Exchange& ex) -> asio::awaitable<void> {
+    if (ex.request().target() == "/plain") {
+      const auto before = ex.try_write_chunk("x");  // no stream started
+      co_await ex.respond(Status::ok, "ok", "text/plain");
+      outside.set_value({before, ex.try_write_chunk("x")});
+      co_return;
+    }
+    co_await ex.start_stream(Status::ok, "text/event-stream");
+    EXPECT_EQ(ex.try_write_chunk(format_sse("", "first")), Exchange::ChunkWrite::kSent);
+    first_sent.set_value();
+    asio::steady_timer timer(ex.executor());
+    const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+    Exchange::ChunkWrite last = Exchange::ChunkWrite::kSent;
+    while (last != Exchange::ChunkWrite::kFailed && std::chrono::steady_clock::now() < deadline) {
+      timer.expires_after(2ms);
+      co_await timer.async_wait(kNoThrow);
+      last = ex.try_write_chunk(format_sse("", "more"));
+    }
+    outcome.set_value({last, ex.closed()});
+    EXPECT_TRUE(co_await ex.write_chunk("after"));  // the same error from the coroutine API
+  };
+  Server server(local_options(), handler);
+  server.start();
+
+  TestClient plain(server.port());
+  ASSERT_FALSE(plain.connect());
+  EXPECT_EQ(plain.request(verb::get, "/plain").body(), "ok");
+  auto outside_future = outside.get_future();
+  ASSERT_TRUE(ready(outside_future));
+  const auto [before, after] = outside_future.get();
+  EXPECT_EQ(before, Exchange::ChunkWrite::kFailed);
+  EXPECT_EQ(after, Exchange::ChunkWrite::kFailed);
+
+  TestClient client(server.port());
+  ASSERT_FALSE(client.connect());
+  ASSERT_FALSE(client.send(Request{verb::get, "/stream", 11}));
+  auto started = first_sent.get_future();
+  ASSERT_TRUE(ready(started));
+  client.close();
+  auto result = outcome.get_future();
+  ASSERT_TRUE(ready(result));
+  const auto [last, closed] = result.get();
+  EXPECT_EQ(last, Exchange::ChunkWrite::kFailed);
+  EXPECT_TRUE(closed);
 }
 
 TEST(Server, AbortIsSeenByTheClientAsEndOfConnection) {

@@ -18,6 +18,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,26 +42,34 @@ namespace lab::mocks::llm {
 /// taking the histogram's lock on every token. Not thread-safe; one per stream.
 class LocalHistogram {
  public:
-  explicit LocalHistogram(const std::vector<double>& bounds)
-      : bounds_(&bounds), counts_(bounds.size() + 1, 0.0) {}
+  static constexpr std::size_t kMaxBounds = 31;
+  /// `bounds` (at most kMaxBounds, ascending) must outlive the histogram.
+  explicit LocalHistogram(const std::vector<double>& bounds) : bounds_(&bounds) {
+    if (bounds.size() > kMaxBounds) {
+      std::fprintf(stderr, "mock-llm: LocalHistogram with %zu bounds (at most %zu)\n", bounds.size(), kMaxBounds);
+      std::abort();
+    }
+  }
   void observe(double value) {
     const auto it = std::lower_bound(bounds_->begin(), bounds_->end(), value);  // "le" buckets
-    counts_[static_cast<std::size_t>(it - bounds_->begin())] += 1.0;
+    ++counts_[static_cast<std::size_t>(it - bounds_->begin())];
     sum_ += value;
     any_ = true;
   }
   /// Adds what was observed to `target` and starts over.
   void flush(prometheus::Histogram& target) {
     if (!any_) return;
-    target.ObserveMultiple(counts_, sum_);
-    std::fill(counts_.begin(), counts_.end(), 0.0);
+    std::vector<double> counts(bounds_->size() + 1);
+    for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = static_cast<double>(counts_[i]);
+    target.ObserveMultiple(counts, sum_);
+    counts_.fill(0);
     sum_ = 0.0;
     any_ = false;
   }
 
  private:
   const std::vector<double>* bounds_;
-  std::vector<double> counts_;
+  std::array<std::uint32_t, kMaxBounds + 1> counts_{};  // inline and small: few cache lines per token
   double sum_ = 0.0;
   bool any_ = false;
 };

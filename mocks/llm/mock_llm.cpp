@@ -1,8 +1,11 @@
 #include "mocks/llm/mock_llm.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +21,7 @@
 #include "mocks/llm/generation.hpp"
 #include "mocks/llm/metrics.hpp"
 #include "mocks/llm/openai_wire.hpp"
+#include "mocks/llm/pacing_wheel.hpp"
 #include "mocks/llm/rate_limiter.hpp"
 #include "mocks/llm/request.hpp"
 #include "mocks/llm/tokens.hpp"
@@ -39,11 +43,10 @@ using Steady = std::chrono::steady_clock;
 
 double seconds(Nanos d) { return std::chrono::duration<double>(d).count(); }
 
-/// Waits until `deadline` (at once when it has passed: a late stream catches up without
-/// sleeping). The wake-up is rounded up to a multiple of `quantum`, so streams due within the
-/// same quantum wake together: one timer expiry, one timerfd re-arm and a burst of sends
-/// (the client then reads a burst instead of waking per token). Long waits go in slices of
-/// kPollInterval so a client that leaves is noticed. Returns false when the exchange closed.
+/// Waits until `deadline` (at once when it has passed), rounded up to a multiple of `quantum`
+/// like the streams' deadlines (for non-streaming answers; streams wait in the PacingWheel).
+/// Long waits go in slices of kPollInterval so a client that leaves is noticed. Returns false
+/// when the exchange closed.
 asio::awaitable<bool> wait_until(http::Exchange& ex, asio::steady_timer& timer, TimePoint deadline,
                                  Nanos quantum) {
   if (quantum > Nanos(0)) {
@@ -141,6 +144,189 @@ class StreamGauge {
 
 enum class Admission { kAdmitted, kRejected, kGone };
 
+/// At most this many overdue tokens of one stream go into one write (a stream that fell behind
+/// catches up in a few sends, not one per token, with its buffer bounded).
+constexpr std::size_t kMaxTokensPerWrite = 64;
+/// How often a stream asks its exchange whether it closed (a client that leaves is also seen
+/// at the next write, which fails; this catches a server stop and a half-closed client).
+constexpr std::chrono::milliseconds kClosedCheckInterval{50};
+
+/// What a stream sends and how it is timed, fixed for the stream's life.
+struct StreamSpec {
+  const ChatRequest& chat;
+  const Generation& gen;
+  const LatencyPlan& plan;
+  const LoadProfile& load;
+  int stop_at = 0;          ///< tokens to send (fewer than gen.output_tokens after a fault's cut)
+  bool fault_end = false;   ///< the stream ends by a fault: no closing events
+  int malformed = -1;       ///< the token sent as cut-off JSON, or -1
+  TimePoint arrival;
+  TimePoint first_token;    ///< token 0's deadline
+};
+
+/// One streaming response, paced by its thread's PacingWheel. on_due() renders every token
+/// that is due (normally one) into one buffer, sends it with one non-blocking write and
+/// registers again for the next deadline; no coroutine runs per token. The handler's
+/// coroutine sleeps in park() and is woken only when the stream is over (every token sent,
+/// the peer gone, the server stopping) or a socket was full (it then flushes under the write
+/// timeout and hands the stream back with resume()).
+class TokenStream final : public PacingWheel::Entry {
+ public:
+  enum class Phase { kRunning, kFlush, kDone, kGone };
+
+  /// Draws the stream's inter-token gaps from (a copy of) `timing`.
+  TokenStream(http::Exchange& ex, PacingWheel& wheel, StreamRenderer& renderer, const StreamSpec& spec,
+              const Rng& timing, BatchSlots& slots, Metrics& metrics)
+      : ex_(ex),
+        wheel_(wheel),
+        renderer_(renderer),
+        spec_(spec),
+        slots_(slots),
+        pacer_(spec.first_token),
+        load_(spec.load),
+        plan_(spec.plan),
+        timing_(timing),
+        fragments_(spec.gen.tool_call ? spec.gen.tool_call->escaped_fragments.data() : nullptr),
+        last_(spec.gen.output_tokens - 1),
+        stop_at_(spec.stop_at),
+        malformed_(spec.malformed),
+        tokens_(spec.gen.text_seed),
+        lateness_seen_(metrics.lateness_bounds()),
+        itl_seen_(metrics.itl_bounds()),
+        metrics_(metrics),
+        wake_(ex.executor()) {}
+
+  ~TokenStream() {
+    itl_seen_.flush(metrics_.itl());
+    lateness_seen_.flush(metrics_.lateness());
+  }
+
+  /// Hands the stream to the wheel (after a flush too). The first closed() call also starts
+  /// watching the socket for the client leaving.
+  void resume() {
+    phase_ = Phase::kRunning;
+    checked_ = Steady::now();
+    if (ex_.closed()) {
+      phase_ = Phase::kGone;
+      return;
+    }
+    if (next_ >= stop_at_) {
+      phase_ = Phase::kDone;
+      return;
+    }
+    wheel_.schedule(*this, wait_target(Steady::now()));
+  }
+
+  /// Returns when the wheel has handed the stream back (phase() is no longer kRunning).
+  asio::awaitable<void> park() {
+    while (phase_ == Phase::kRunning) {
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(kNoThrow);
+    }
+  }
+
+  /// After kFlush: the kept bytes are out now; counts their tokens as sent at `now`.
+  void flushed(TimePoint now) { record(now); }
+
+  Phase phase() const { return phase_; }
+  int sent() const { return sent_; }
+
+  void on_due(TimePoint now) noexcept override {
+    if (now < pacer_.deadline() || now - checked_ >= kClosedCheckInterval) {
+      checked_ = now;
+      if (ex_.closed()) return hand_back(Phase::kGone);
+    }
+    if (now < pacer_.deadline()) {  // a poll during a long wait (TTFT)
+      wheel_.schedule(*this, wait_target(now));
+      return;
+    }
+    std::string& buffer = wheel_.scratch();
+    buffer.clear();
+    do {
+      render(next_, buffer);
+      batch_[batch_size_++] = pacer_.deadline();
+      if (next_ != last_) pacer_.advance(plan_.itl(timing_, load_, slots_.running()));
+      ++next_;
+    } while (next_ < stop_at_ && pacer_.deadline() <= now && batch_size_ < batch_.size());
+    switch (ex_.try_write_chunk(buffer)) {
+      case http::Exchange::ChunkWrite::kFailed: return hand_back(Phase::kGone);
+      case http::Exchange::ChunkWrite::kPending: return hand_back(Phase::kFlush);
+      case http::Exchange::ChunkWrite::kSent: break;
+    }
+    record(Steady::now());
+    if (next_ >= stop_at_) return hand_back(Phase::kDone);
+    wheel_.schedule(*this, pacer_.deadline());
+  }
+
+ private:
+  /// The next wake-up: the token's deadline, or sooner to check on the client in a long wait.
+  TimePoint wait_target(TimePoint now) const {
+    return std::min(pacer_.deadline(), now + kPollInterval);
+  }
+
+  void render(int k, std::string& buffer) {
+    if (k == 0) renderer_.open(buffer);
+    const std::string_view text = fragments_ != nullptr ? std::string_view(fragments_[k]) : tokens_.next();
+    if (k == malformed_) {
+      renderer_.malformed(buffer);
+    } else {
+      renderer_.token(buffer, text, k);
+    }
+    if (k == last_ && !spec_.fault_end) {
+      renderer_.close(buffer, spec_.gen.finish, Usage{spec_.chat.input_tokens, spec_.gen.output_tokens});
+    }
+  }
+
+  /// The tokens of the last write reached the socket at `now`: lateness, TTFT, ITL.
+  void record(TimePoint now) {
+    for (std::size_t i = 0; i < batch_size_; ++i) {
+      const TimePoint due = batch_[i];
+      lateness_seen_.observe(seconds(now > due ? now - due : Nanos(0)));
+      if (sent_ == 0) {
+        metrics_.ttft().Observe(seconds(now - spec_.arrival));
+      } else {
+        itl_seen_.observe(seconds(now - previous_));
+      }
+      previous_ = now;
+      ++sent_;
+    }
+    batch_size_ = 0;
+  }
+
+  void hand_back(Phase phase) {
+    phase_ = phase;
+    wake_.cancel();
+  }
+
+  // What every token touches first (few cache lines per token; what the spec holds is copied
+  // here so the coroutine frame is not touched per token), then the rest.
+  http::Exchange& ex_;
+  PacingWheel& wheel_;
+  StreamRenderer& renderer_;
+  const StreamSpec& spec_;
+  BatchSlots& slots_;
+  TokenPacer pacer_;
+  const LoadProfile& load_;
+  LatencyPlan plan_;
+  Rng timing_;
+  const std::string* fragments_;  ///< a tool call's argument fragments, or null for text
+  int last_;                      ///< the index of the response's last token
+  int stop_at_;
+  int malformed_;
+  TimePoint previous_{};
+  TimePoint checked_{};  ///< the last closed() check
+  int next_ = 0;         ///< the next token to render
+  int sent_ = 0;
+  std::size_t batch_size_ = 0;
+  Phase phase_ = Phase::kRunning;
+  TokenGenerator tokens_;
+  LocalHistogram lateness_seen_;
+  LocalHistogram itl_seen_;
+  std::array<TimePoint, kMaxTokensPerWrite> batch_;  ///< deadlines of the tokens in the last write
+  Metrics& metrics_;
+  asio::steady_timer wake_;  ///< the coroutine waits on it; cancel() hands the stream back
+};
+
 }  // namespace
 
 struct MockLlm::Impl {
@@ -171,6 +357,8 @@ struct MockLlm::Impl {
   asio::awaitable<void> send_json(http::Exchange& ex, http::Status status, std::string body);
   asio::awaitable<void> admin_add(http::Exchange& ex);
   std::string make_id(Api api);
+  /// The pacing wheel of the I/O thread behind `executor` (created on first use).
+  PacingWheel& wheel_for(const asio::any_io_executor& executor);
 
   Profile profile;
   Clock& clock;
@@ -182,8 +370,20 @@ struct MockLlm::Impl {
   Metrics metrics;
   std::atomic<std::uint64_t> ordinal{0};
   http::Router router;
+  /// One per I/O thread. Declared before `server`: the wheels outlive its io_contexts.
+  std::mutex wheels_mutex;
+  std::vector<std::unique_ptr<PacingWheel>> wheels;
   std::unique_ptr<http::Server> server;
 };
+
+PacingWheel& MockLlm::Impl::wheel_for(const asio::any_io_executor& executor) {
+  std::lock_guard lock(wheels_mutex);
+  for (const auto& wheel : wheels) {
+    if (wheel->executor() == executor) return *wheel;
+  }
+  wheels.push_back(std::make_unique<PacingWheel>(executor, profile.latency.pacing_quantum));
+  return *wheels.back();
+}
 
 std::string MockLlm::Impl::make_id(Api api) {
   static constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -383,50 +583,24 @@ asio::awaitable<void> MockLlm::Impl::stream(http::Exchange& ex, const ChatReques
       fault.malformed_at >= 0.0 ? std::min(n - 1, static_cast<int>(fault.malformed_at * n)) : -1;
   if (malformed >= 0) metrics.count_fault("malformed");
 
-  TokenGenerator tokens(gen.text_seed);
-  asio::steady_timer timer(ex.executor());
-  std::string buffer;
-  buffer.reserve(1024);
-  TokenPacer pacer(first_token);
-  LocalHistogram itl_seen(metrics.itl_bounds());
-  LocalHistogram lateness_seen(metrics.lateness_bounds());
-  TimePoint previous{};
-  int sent = 0;
+  const StreamSpec spec{chat, gen, plan, profile.load, stop_at, fault_end, malformed, arrival, first_token};
   bool peer_gone = false;
-  for (int k = 0; k < stop_at; ++k) {
-    if (!co_await wait_until(ex, timer, pacer.deadline(), profile.latency.pacing_quantum) || ex.closed()) {
-      peer_gone = true;
-      break;
+  {
+    TokenStream tokens(ex, wheel_for(ex.executor()), *renderer, spec, timing, slots, metrics);
+    tokens.resume();
+    for (;;) {
+      co_await tokens.park();
+      if (tokens.phase() != TokenStream::Phase::kFlush) break;
+      if (co_await ex.flush()) {
+        peer_gone = true;
+        break;
+      }
+      tokens.flushed(Steady::now());
+      tokens.resume();
     }
-    buffer.clear();
-    if (k == 0) renderer->open(buffer);
-    const std::string_view text = gen.tool_call ? std::string_view(gen.tool_call->escaped_fragments[static_cast<std::size_t>(k)])
-                                                : tokens.next();
-    if (k == malformed) {
-      renderer->malformed(buffer);
-    } else {
-      renderer->token(buffer, text, k);
-    }
-    const bool last = k == n - 1;
-    if (last && !fault_end) renderer->close(buffer, gen.finish, Usage{chat.input_tokens, n});
-    if (co_await ex.write_chunk(buffer)) {
-      peer_gone = true;
-      break;
-    }
-    const TimePoint now = Steady::now();
-    ++sent;
-    lateness_seen.observe(seconds(pacer.lateness(now)));
-    if (k == 0) {
-      metrics.ttft().Observe(seconds(now - arrival));
-    } else {
-      itl_seen.observe(seconds(now - previous));
-    }
-    previous = now;
-    if (!last) pacer.advance(plan.itl(timing, profile.load, slots.running()));
+    peer_gone = peer_gone || tokens.phase() == TokenStream::Phase::kGone;
+    metrics.count_tokens(chat.api, chat.input_tokens, tokens.sent());
   }
-  metrics.count_tokens(chat.api, chat.input_tokens, sent);
-  itl_seen.flush(metrics.itl());
-  lateness_seen.flush(metrics.lateness());
   if (peer_gone) {
     metrics.client_disconnects().Increment();
     ex.abort();
@@ -614,6 +788,9 @@ void MockLlm::stop(std::chrono::milliseconds drain) {
   // release can post a wake-up into an io_context that the server is tearing down.
   impl_->slots.close();
   impl_->server->stop(drain);
+  // The io_contexts are gone, and with them every stream and wheel timer.
+  std::lock_guard lock(impl_->wheels_mutex);
+  impl_->wheels.clear();
 }
 
 std::uint16_t MockLlm::port() const { return impl_->server ? impl_->server->port() : 0; }

@@ -466,6 +466,28 @@ TEST_F(MockLlmTest, MetricsCountRequestsTokensAndFaults) {
   EXPECT_EQ(families, 11);  // 12 families; mock_llm_rate_limited_total has no series yet
 }
 
+/// The value of an unlabelled series in Prometheus text ("name value"), or -1.
+double metric_value(const std::string& text, const std::string& name) {
+  const std::size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1.0;
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(MockLlmTest, StreamedTokensAreNeverEarlyAndEachIsCounted) {
+  start();
+  const FetchResult r = post("/v1/chat/completions", kChatStream,
+                             {{{"x-mock-ttft-ms", "20"}, {"x-mock-itl-ms", "15"}, {"x-mock-output-tokens", "6"}}});
+  ASSERT_EQ(r.status, 200);
+  // Token k goes out no earlier than TTFT + k × ITL (a late one may go out together with the
+  // next, but nothing is ever sent ahead of its time).
+  EXPECT_GE(r.elapsed, std::chrono::milliseconds(20 + 5 * 15));
+  EXPECT_FALSE(streamed_openai_text(r).empty());
+  const FetchResult m = get("/metrics");
+  EXPECT_GE(metric_value(m.body, "mock_llm_time_to_first_token_seconds_sum"), 0.020);
+  EXPECT_EQ(metric_value(m.body, "mock_llm_token_lateness_seconds_count"), 6.0);
+  EXPECT_EQ(metric_value(m.body, "mock_llm_inter_token_latency_seconds_count"), 5.0);
+}
+
 TEST_F(MockLlmTest, ManyConcurrentStreamsAllComplete) {
   start();
   std::vector<std::thread> clients;

@@ -3,10 +3,17 @@
 // this is the floor under its tokens-per-second-per-core figure (on loopback the sender's core
 // also runs the kernel's receive path for the client).
 //
-//   lab_mock_llm_loopback_floor CONNECTIONS SENDS_PER_SECOND [SECONDS]
+//   lab_mock_llm_loopback_floor CONNECTIONS SENDS_PER_SECOND [SECONDS [READER_POLL_US]]
 //
 // The sender (core 0) sends 220-byte messages round-robin over CONNECTIONS sockets at the
-// given rate, in bursts every 250 µs; a reader thread on core 1 drains them with epoll.
+// given rate, in bursts every 250 µs; a reader thread on core 1 drains them with epoll,
+// waiting in epoll_wait (READER_POLL_US 0, the default) or, like lab_mock_llm_bench
+// --poll-us, sleeping READER_POLL_US between non-blocking polls (then the sends never have to
+// wake it, and the figure is the send path alone).
+//
+// It also reports how often the sender's 250 µs sleep lasted more than 2 ms: a pinned
+// real-time thread that asked to wake up and did not run, so such stalls are the machine's
+// (hypervisor, neighbours), and they bound any lateness figure measured at the time.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -53,7 +61,8 @@ int main(int argc, char** argv) {
   const int connections = std::atoi(argv[1]);
   const double rate = std::atof(argv[2]);
   const double seconds = argc > 3 ? std::atof(argv[3]) : 3.0;
-  if (connections < 1 || rate <= 0 || seconds <= 0) return 2;
+  const int poll_us = argc > 4 ? std::atoi(argv[4]) : 0;
+  if (connections < 1 || rate <= 0 || seconds <= 0 || poll_us < 0) return 2;
 
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -91,7 +100,8 @@ int main(int argc, char** argv) {
     std::array<epoll_event, 256> events{};
     std::vector<char> buffer(1 << 16);
     while (!stop.load()) {
-      const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 50);
+      if (poll_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(poll_us));
+      const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), poll_us > 0 ? 0 : 50);
       for (int j = 0; j < n; ++j) {
         if (read(events[j].data.fd, buffer.data(), buffer.size()) < 0) std::perror("read");
       }
@@ -104,6 +114,8 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = thread_cpu_seconds();
   long sent = 0;
+  std::chrono::steady_clock::duration max_gap{};
+  long stalls = 0;
   for (;;) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (elapsed >= seconds) break;
@@ -114,14 +126,22 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    const auto before = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::chrono::microseconds(250));
+    const auto slept = std::chrono::steady_clock::now() - before;
+    max_gap = std::max(max_gap, slept);
+    if (slept > std::chrono::milliseconds(2)) ++stalls;
   }
   const double cpu = thread_cpu_seconds() - cpu_start;
   stop.store(true);
   reader.join();
-  std::printf("loopback floor: %d connections, %.0f sends/s, sender core busy %.0f%% = %.2f us per send "
-              "(at most %.0f sends/s per core with nothing else to do)\n",
-              connections, static_cast<double>(sent) / seconds, 100.0 * cpu / seconds, 1e6 * cpu / static_cast<double>(sent),
-              static_cast<double>(sent) / cpu);
+  std::printf("loopback floor: %d connections, %.0f sends/s, reader %s, sender core busy %.0f%% = %.2f us per send "
+              "(at most %.0f sends/s per core with nothing else to do); 250 us sleeps that "
+              "took > 2 ms: %ld (longest %.1f ms)\n",
+              connections, static_cast<double>(sent) / seconds,
+              poll_us > 0 ? ("polling every " + std::to_string(poll_us) + " us").c_str() : "waiting in epoll",
+              100.0 * cpu / seconds, 1e6 * cpu / static_cast<double>(sent),
+              static_cast<double>(sent) / cpu, stalls,
+              std::chrono::duration<double, std::milli>(max_gap).count());
   return 0;
 }
