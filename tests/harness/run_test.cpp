@@ -454,24 +454,37 @@ thresholds: ["ledger.lost == 0"]
   EXPECT_EQ(l.at("replayed").to_number<int>(), 40) << bj::serialize(l);
 }
 
+// An HTTP server answering GET /ok with {}, behind the built-in chaos proxy as proxy "api".
+struct ProxiedOkServer {
+  static http::Handler ok_handler() {
+    http::Router router;
+    router.add(bhttp::verb::get, "/ok", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+      co_await ex.respond(http::Status::ok, "{}");
+    });
+    return router.handler();
+  }
+  ProxiedOkServer() {
+    server.start();
+    proxy.start();
+    lab::mocks::proxy::ProxyConfig cfg;
+    cfg.name = "api";
+    cfg.listen = "127.0.0.1:0";
+    cfg.upstream = "127.0.0.1:" + std::to_string(server.port());
+    auto created = proxy.registry().create_proxy(cfg);
+    if (created.ok()) through = "http://" + created.value().listen;
+  }
+  http::Server server{{}, ok_handler()};
+  lab::mocks::proxy::ChaosProxy proxy;
+  std::string through;  ///< the proxy's listen URL; empty when it could not be created
+};
+
 // The harness drives the chaos proxy through Toxiproxy's API: a latency toxic, then the proxy
 // down. Requests go through the proxy to an HTTP server.
 TEST(HarnessRun, ProxyFaultActionsDriveTheChaosProxy) {
-  http::Router router;
-  router.add(bhttp::verb::get, "/ok", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
-    co_await ex.respond(http::Status::ok, "{}");
-  });
-  http::Server server({}, router.handler());
-  server.start();
-  lab::mocks::proxy::ChaosProxy proxy;
-  proxy.start();
-  lab::mocks::proxy::ProxyConfig cfg;
-  cfg.name = "api";
-  cfg.listen = "127.0.0.1:0";
-  cfg.upstream = "127.0.0.1:" + std::to_string(server.port());
-  auto created = proxy.registry().create_proxy(cfg);
-  ASSERT_TRUE(created.ok());
-  const std::string through = "http://" + created.value().listen;
+  ProxiedOkServer target;
+  ASSERT_FALSE(target.through.empty());
+  auto& proxy = target.proxy;
+  const std::string& through = target.through;
   auto r = run_text(R"(
 name: proxy-faults
 flows: {f: {steps: [{name: a, request: {path: /ok, timeout: 2s}}]}}
@@ -502,20 +515,9 @@ faults:
 // toxic for 2 s: the per-second p99 rises over the baseline, and comes back within a couple of
 // seconds of the fault's end (no sampler: the watched fields play no part).
 TEST(HarnessRun, RecoveryIsMeasuredFromLatencyBackToItsPreFaultLevel) {
-  http::Router router;
-  router.add(bhttp::verb::get, "/ok", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
-    co_await ex.respond(http::Status::ok, "{}");
-  });
-  http::Server server({}, router.handler());
-  server.start();
-  lab::mocks::proxy::ChaosProxy proxy;
-  proxy.start();
-  lab::mocks::proxy::ProxyConfig cfg;
-  cfg.name = "api";
-  cfg.listen = "127.0.0.1:0";
-  cfg.upstream = "127.0.0.1:" + std::to_string(server.port());
-  auto created = proxy.registry().create_proxy(cfg);
-  ASSERT_TRUE(created.ok());
+  ProxiedOkServer target;
+  ASSERT_FALSE(target.through.empty());
+  auto& proxy = target.proxy;
   auto r = run_text(R"(
 name: recovery
 flows: {f: {steps: [{name: a, request: {path: /ok, timeout: 2s}}]}}
@@ -524,7 +526,7 @@ phases:
 faults:
   - {name: lag, at: 3s, duration: 2s, action: proxy.toxic, proxy: api, type: latency, attributes: {latency: 200}, url: ")" +
                         proxy.url() + R"("}
-)", "http://" + created.value().listen, "recovery", 1);
+)", target.through, "recovery", 1);
   const auto& rec = r.results.at("recovery").as_array();
   ASSERT_EQ(rec.size(), 1u) << r.outcome.summary;
   const auto& row = rec.at(0);
