@@ -122,6 +122,7 @@ WorkerConfig worker_config(const RuntimeConfig& c, std::size_t index) {
   w.tool.breaker = c.tool_breaker;
   w.store_retry = c.store_retry;
   w.store_threads = c.store_threads >= 0 ? c.store_threads : (c.postgres_store() ? 16 : 0);
+  w.shared_queue = c.durable_queue();
   w.store_breaker = c.store_breaker;
   w.seed = c.seed * 1000 + index + 1;
   return w;

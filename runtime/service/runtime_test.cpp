@@ -123,6 +123,8 @@ TEST_F(RuntimeTest, AChatWithAToolCallStreamsToDoneOverHttp) {
   EXPECT_EQ(a.at("messageCount").as_int64(), 2);
   EXPECT_EQ(runtime_->messages().load_history(agent, 10)->messages[1].content, text);
 
+  // The worker counts the task after appending its done event, which the stream may deliver first.
+  EXPECT_TRUE(wait_until([&] { return runtime_->counters().ledger.completed == 1; }));
   const bj::value sys = system();
   EXPECT_EQ(sys.at("degradation_level").as_int64(), 0);
   EXPECT_EQ(sys.at("breakers").at("llm_primary").as_string(), "CLOSED");

@@ -218,6 +218,29 @@ TEST_F(SharedBackendsTest, TasksOfAWorkerThatDiesMidTurnAreRedeliveredAndDoneOnc
   EXPECT_EQ((*counts)[AgentState::kProcessing], 0u);
 }
 
+TEST_F(SharedBackendsTest, AStoppingWorkerFinishesWhatItHoldsAndLeavesTheQueueToTheOthers) {
+  llm_ = std::make_unique<MockLlm>(profile(20, 20), SteadyClock::instance(), 10);  // ~0.4 s turns
+  llm_->start();
+  Runtime& gateway = start(config(ServiceRole::kGateway));
+  RuntimeConfig one_at_a_time = config(ServiceRole::kWorker, "leaving");
+  one_at_a_time.worker_concurrency = 2;
+  Runtime& leaving = start(one_at_a_time);
+  SyncClient client(gateway.url());
+  const std::string token = gateway.token_for("dave");
+  std::vector<Accepted> tasks;
+  for (int i = 0; i < 8; ++i) tasks.push_back(send(client, token, create_agent(client, token)));
+  ASSERT_TRUE(testing::wait_until([&] { return leaving.worker(0).counts().held == 2; }, std::chrono::seconds(10)));
+  // A graceful stop with a long drain: the two tasks it holds finish, the six still queued are
+  // not its to drain (on the in-memory queue they would be).
+  leaving.stop(Seconds(20));
+  const auto left = leaving.worker(0).counts();
+  EXPECT_EQ(left.acked, left.leased);
+  EXPECT_LE(left.acked, 4u);
+  Runtime& staying = start(config(ServiceRole::kWorker, "staying"));
+  expect_each_done_once(gateway, client, token, tasks);
+  EXPECT_EQ(left.acked + staying.worker(0).counts().acked, tasks.size());
+}
+
 TEST_F(SharedBackendsTest, AWorkerRestartedUnderItsNameRecoversTheAgentsItLeftProcessing) {
   llm_ = std::make_unique<MockLlm>(profile(0, 4), SteadyClock::instance(), 9);
   llm_->start();

@@ -142,8 +142,9 @@ void Worker::stop(Nanos drain) {
   const auto deadline = std::chrono::steady_clock::now() + drain;
   {
     // A closed queue ends the leaser by itself once it is drained; give it until the deadline.
+    // A shared queue is never drained by one worker: stop leasing now.
     std::unique_lock lk(slots_mutex_);
-    slots_cv_.wait_until(lk, deadline, [&] { return leaser_done_; });
+    if (!config_.shared_queue) slots_cv_.wait_until(lk, deadline, [&] { return leaser_done_; });
     stopping_.store(true);
   }
   slots_cv_.notify_all();
@@ -159,6 +160,11 @@ void Worker::stop(Nanos drain) {
   if (store_pool_) store_pool_->join();
   // What did not finish stays unacked (a shared queue redelivers it); the caller may end it.
   for (auto& [receipt, h] : held_) abandoned_.push_back(h.lease.task);
+  {
+    std::lock_guard lk(incoming_mutex_);
+    for (Lease& l : incoming_) abandoned_.push_back(std::move(l.task));
+    incoming_.clear();
+  }
   // Pools close their sockets while the io_context exists. The io_context itself lives until
   // the destructor (commands may still post to it, harmlessly): destroying it then destroys the
   // coroutines that did not finish (their leases stay unacked).
@@ -215,8 +221,23 @@ void Worker::leaser_loop() {
     }
     in_flight_.fetch_add(1);
     leased_.fetch_add(1, std::memory_order_relaxed);
-    asio::post(*io_, [this, l = std::move(*lease)]() mutable { accept_lease(std::move(l)); });
+    {
+      // Handed over through incoming_, so a stop that comes before the io thread takes it still
+      // finds the lease (and reports its task as abandoned).
+      std::lock_guard lk(incoming_mutex_);
+      incoming_.push_back(std::move(*lease));
+    }
+    asio::post(*io_, [this] { take_incoming(); });
   }
+}
+
+void Worker::take_incoming() {
+  std::vector<Lease> batch;
+  {
+    std::lock_guard lk(incoming_mutex_);
+    batch.swap(incoming_);
+  }
+  for (Lease& l : batch) accept_lease(std::move(l));
 }
 
 void Worker::accept_lease(Lease lease) {

@@ -78,6 +78,10 @@ struct WorkerConfig {
   /// on a pool of this many threads while the io thread goes on streaming other turns — a
   /// PostgreSQL call is a round trip and a commit an fsync. 0: inline (in-memory backends).
   int store_threads = 0;
+  /// The queue is shared with other processes (Redis): stop() stops leasing at once and only
+  /// finishes what it holds — what is still queued belongs to the other workers, not to this
+  /// drain. false (in memory): stop() drains the queue first.
+  bool shared_queue = false;
   std::uint64_t seed = 1;
 };
 
@@ -153,6 +157,8 @@ class Worker {
 
   void leaser_loop();
   void accept_lease(Lease lease);
+  /// Accepts the leases the leaser handed over in incoming_. io thread.
+  void take_incoming();
   boost::asio::awaitable<void> handle(std::string receipt);
   boost::asio::awaitable<void> run_chain(std::string agent_id, std::string task_id, std::string receipt);
   /// Runs one task's turn (the agent's head task); returns the agent's next task, if any.
@@ -189,6 +195,8 @@ class Worker {
   std::unordered_map<std::string, Held> held_;                        // by receipt
   std::unordered_map<std::string, std::deque<std::string>> waiting_;  // parked: task id → receipts
   std::vector<Task> abandoned_;  // filled by stop()
+  std::mutex incoming_mutex_;
+  std::vector<Lease> incoming_;  // leased, not yet taken by the io thread; guarded by incoming_mutex_
 
   std::thread io_thread_;
   std::thread leaser_thread_;
