@@ -307,7 +307,8 @@ struct Gateway::Handlers {
                                 "maintenance mode (degradation level 4): no new work",
                                 g.config_.degraded_retry_after);
     }
-    if (const RateDecision rate = g.limiter_.admit(*user); !rate.allowed) {
+    const RateDecision rate = g.deps_.shared_rate ? g.deps_.shared_rate(*user) : g.limiter_.admit(*user);
+    if (!rate.allowed) {
       co_return co_await reject(ex, Rejection::kRateLimited, Status::too_many_requests,
                                 "over the per-user rate of " + std::to_string(g.config_.user_rate_per_s) + "/s",
                                 rate.retry_after);

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,9 @@ struct GatewayDeps {
   ControlPlane& control;
   RuntimeMetrics& metrics;
   const Clock& clock;  ///< the rate limiter's time
+  /// When set, the per-user chat rate is decided here (counters shared by every gateway
+  /// process, on Redis) instead of by this gateway's own token buckets.
+  std::function<RateDecision(std::string_view user_id)> shared_rate = {};
 };
 
 /// Which routes add_routes registers: all of them, or only the operational ones a worker

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <cmath>
 #include <cstdio>
 #include <future>
 #include <limits>
@@ -12,6 +13,7 @@
 #include "common/jwt/jwt.hpp"
 #include "runtime/events/redis/redis_event_bus.hpp"
 #include "runtime/locks/redis/redis_lock_service.hpp"
+#include "runtime/locks/redis/redis_rate_limiter.hpp"
 #include "runtime/queue/redis/redis_queue.hpp"
 #include "runtime/stores/postgres/pg_store.hpp"
 #include "runtime/worker/agent_turn.hpp"
@@ -224,6 +226,27 @@ void Runtime::make_backends() {
   locks_ = std::make_unique<MemoryLockService>(clock_);
 }
 
+std::function<RateDecision(std::string_view)> Runtime::shared_rate() {
+  if (!redis_pool_ || config_.user_rate_per_s <= 0) return {};
+  // The token bucket (rate, burst) as a fixed window every gateway counts in: `burst` chats per
+  // burst/rate seconds — the same long-run rate and the same largest burst.
+  RedisRateLimitConfig rc;
+  rc.key_prefix = config_.namespace_ + ":";
+  rc.limit = static_cast<std::uint64_t>(std::max(1.0, std::floor(config_.user_burst)));
+  rc.window = std::max(Millis(1), Millis(static_cast<std::int64_t>(1000.0 * static_cast<double>(rc.limit) /
+                                                                   config_.user_rate_per_s)));
+  auto limiter = std::make_shared<RedisRateLimiter>(rc, *redis_pool_);
+  shared_rate_ = limiter;
+  return [limiter](std::string_view user_id) {
+    RateDecision d;
+    const auto r = limiter->hit(user_id);
+    if (!r.ok()) return d;  // Redis unreachable: fail open (the queue's bound still protects)
+    d.allowed = r->allowed;
+    d.retry_after = r->retry_after;
+    return d;
+  };
+}
+
 // ---- life cycle -----------------------------------------------------------------------------
 
 Runtime::Runtime(RuntimeConfig config, Clock& clock)
@@ -241,7 +264,7 @@ Runtime::Runtime(RuntimeConfig config, Clock& clock)
   (void)breakers_.get_or_create(kToolsBreaker, config_.tool_breaker);
   control_ = std::make_unique<Control>(*this);
   gateway_ = std::make_unique<Gateway>(gateway_config(config_),
-                                       GatewayDeps{*agents_, *queue_, *bus_, *control_, metrics_, clock_});
+                                       GatewayDeps{*agents_, *queue_, *bus_, *control_, metrics_, clock_, shared_rate()});
   if (config_.role != ServiceRole::kGateway) {
     for (int i = 0; i < config_.workers; ++i) {
       workers_.push_back(std::make_unique<Worker>(

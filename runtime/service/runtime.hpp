@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -127,6 +128,8 @@ class Runtime {
   void end_dead_letters();
   void maintenance_loop();
   void make_backends();
+  /// The per-user chat rate on Redis counters shared by the gateways (null: in-process buckets).
+  std::function<RateDecision(std::string_view)> shared_rate();
   DegradationView degradation_view() const;
 
   RuntimeConfig config_;
@@ -137,7 +140,8 @@ class Runtime {
   AgentStore* agents_ = nullptr;
   MessageStore* messages_ = nullptr;
   TurnStatsStore* turn_stats_ = nullptr;
-  std::unique_ptr<redis::RedisPool> redis_pool_;  // the Redis queue, bus and locks share it
+  std::unique_ptr<redis::RedisPool> redis_pool_;  // the Redis queue, bus, locks and rate counters share it
+  std::shared_ptr<void> shared_rate_;  // the RedisRateLimiter behind the gateway's shared_rate
   std::unique_ptr<TaskQueue> queue_;
   std::unique_ptr<EventBus> bus_;
   MemoryEventBus* memory_bus_ = nullptr;  // set when the bus is the in-memory one (expiry)

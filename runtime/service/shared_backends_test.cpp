@@ -241,6 +241,32 @@ TEST_F(SharedBackendsTest, AStoppingWorkerFinishesWhatItHoldsAndLeavesTheQueueTo
   EXPECT_EQ(left.acked + staying.worker(0).counts().acked, tasks.size());
 }
 
+TEST_F(SharedBackendsTest, TwoGatewaysShareEachUsersChatRate) {
+  llm_ = std::make_unique<MockLlm>(profile(0, 4), SteadyClock::instance(), 11);
+  llm_->start();
+  RuntimeConfig limited = config(ServiceRole::kGateway);
+  limited.user_rate_per_s = 0.05;  // 3 chats per minute
+  limited.user_burst = 3;
+  Runtime& a = start(limited);
+  Runtime& b = start(limited);
+  SyncClient via_a(a.url());
+  SyncClient via_b(b.url());
+  const std::string token = a.token_for("erin");
+  const std::string agent = create_agent(via_a, token);
+  const std::string body = "{\"agentId\":\"" + agent + "\",\"message\":\"hi\"}";
+  EXPECT_EQ(via_a.post("/api/chat", body, token).status, 202u);
+  EXPECT_EQ(via_b.post("/api/chat", body, token).status, 202u);
+  EXPECT_EQ(via_a.post("/api/chat", body, token).status, 202u);
+  // The fourth within the window is over the user's rate, whichever gateway it reaches.
+  const auto refused = via_b.post("/api/chat", body, token);
+  EXPECT_EQ(refused.status, 429u) << refused.body;
+  EXPECT_EQ(via_a.post("/api/chat", body, token).status, 429u);
+  // Another user has a window of their own.
+  const std::string other = a.token_for("frank");
+  EXPECT_EQ(via_b.post("/api/chat", "{\"agentId\":\"" + create_agent(via_b, other) + "\",\"message\":\"hi\"}", other).status,
+            202u);
+}
+
 TEST_F(SharedBackendsTest, AWorkerRestartedUnderItsNameRecoversTheAgentsItLeftProcessing) {
   llm_ = std::make_unique<MockLlm>(profile(0, 4), SteadyClock::instance(), 9);
   llm_->start();

@@ -34,14 +34,14 @@ std::string RedisRateLimiter::key(std::string_view subject) const {
   return config_.key_prefix + "rate:{" + std::string(subject) + "}";
 }
 
-Result<RateDecision> RedisRateLimiter::hit(std::string_view subject, std::uint64_t cost) {
+Result<WindowDecision> RedisRateLimiter::hit(std::string_view subject, std::uint64_t cost) {
   if (subject.empty() || cost == 0) return Errc::kInvalidArgument;
   auto r = pool_.eval(hit_script(), std::vector<std::string>{key(subject)},
                       std::vector<std::string>{std::to_string(std::max<Millis::rep>(1, config_.window.count())),
                                                std::to_string(cost), std::to_string(config_.limit)});
   if (!r.ok()) return redis::to_runtime(r.error());
   if (!r->is_array() || r->size() != 3) return Errc::kBackendError;
-  RateDecision d;
+  WindowDecision d;
   d.allowed = r->elements[0].integer == 1;
   d.count = static_cast<std::uint64_t>(std::max<long long>(0, r->elements[1].integer));
   d.retry_after = Millis(std::max<long long>(0, r->elements[2].integer));

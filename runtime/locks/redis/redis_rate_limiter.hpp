@@ -25,7 +25,7 @@ struct RedisRateLimitConfig {
   Millis window{60'000};
 };
 
-struct RateDecision {
+struct WindowDecision {
   bool allowed = false;
   std::uint64_t count = 0;  ///< cost counted in the current window (this request included if allowed)
   Millis retry_after{0};    ///< until the window ends (the Retry-After of a 429)
@@ -39,7 +39,7 @@ class RedisRateLimiter {
 
   /// Counts `cost` against `subject` (a user id) unless it would pass the limit.
   /// kInvalidArgument for an empty subject or a zero cost.
-  Result<RateDecision> hit(std::string_view subject, std::uint64_t cost = 1);
+  Result<WindowDecision> hit(std::string_view subject, std::uint64_t cost = 1);
 
   std::string key(std::string_view subject) const;
 
