@@ -2,34 +2,51 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/http/http1_chars.hpp"
+#include "common/http/http1_parser.hpp"
+#include "common/http/http1_request.hpp"
 
 namespace lab::http {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
+namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
+using Steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// Operations are awaited as deferred operations: the coroutine suspends on them directly, with no
+// extra coroutine frame per operation as use_awaitable makes. Each is first stored in a named
+// local (GCC 12 mishandles temporaries inside a co_await expression).
+constexpr auto kDeferred = asio::as_tuple(asio::deferred);
+constexpr std::string_view kUserAgent = "agentlab/0.1";
+// Read buffer per connection: starts small (10,000 idle SSE streams cost 4 KiB each) and doubles
+// while reads fill it, up to kBulkReadBytes; it grows past that only to hold a header block.
+constexpr std::size_t kInitialReadBytes = 4 << 10;
+constexpr std::size_t kBulkReadBytes = 64 << 10;
 
 ClientResult classify(const error_code& ec, std::string_view what) {
   ClientResult r;
-  if (ec == beast::error::timeout) r.error = ErrorClass::kTimeout;
-  else if (ec == asio::error::operation_aborted) r.error = ErrorClass::kAborted;
-  else r.error = ErrorClass::kProtocol;
+  r.error = ec == asio::error::operation_aborted ? ErrorClass::kAborted : ErrorClass::kProtocol;
   r.message = std::string(what) + ": " + ec.message();
   return r;
+}
+
+ClientResult timed_out(std::string_view what) {
+  return {ErrorClass::kTimeout, std::string(what) + ": timed out"};
+}
+
+ClientResult protocol_error(Http1Error e) {
+  return {ErrorClass::kProtocol, "read response: " + std::string(to_string(e))};
 }
 
 bool is_idempotent(bhttp::verb v) {
@@ -41,32 +58,9 @@ bool is_idempotent(bhttp::verb v) {
 // HTTP clients we retry once on a fresh connection when no response byte arrived, for
 // idempotent methods, or for any method when the server closed cleanly (it read nothing).
 bool stale_connection_retry(const error_code& ec, bhttp::verb method) {
-  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) return true;
+  if (ec == asio::error::eof) return true;
   return is_idempotent(method) &&
          (ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
-}
-
-bhttp::request<bhttp::string_body> build(const ClientRequest& req, const Url& url,
-                                         const std::string& host_header) {
-  bhttp::request<bhttp::string_body> r{req.method, url.base_path + req.target, 11};
-  r.set(bhttp::field::host, host_header);
-  r.set(bhttp::field::user_agent, "agentlab/0.1");
-  for (const auto& [name, value] : req.headers) r.set(name, value);
-  if (!req.body.empty() || req.method == bhttp::verb::post || req.method == bhttp::verb::put) {
-    if (!req.body.empty())
-      r.set(bhttp::field::content_type,
-            req.content_type.empty() ? std::string("application/json") : req.content_type);
-    r.body() = req.body;
-  }
-  r.keep_alive(true);
-  r.prepare_payload();
-  return r;
-}
-
-template <class Message>
-void copy_headers(const Message& msg, ClientResponse& out) {
-  out.headers.clear();
-  for (const auto& f : msg) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
 }
 
 }  // namespace
@@ -132,15 +126,159 @@ std::optional<Url> parse_url(std::string_view url, std::string* error) {
 
 std::optional<std::string_view> ClientResponse::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
-    if (beast::iequals(k, name)) return std::string_view(v);
+    if (http1::iequals(k, name)) return std::string_view(v);
   return std::nullopt;
 }
 
-struct ConnectionPool::Connection {
-  explicit Connection(asio::any_io_executor ex) : stream(std::move(ex)) {}
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
-  bool used = false;
+// One keep-alive connection: the socket, its watchdog timer, the request bytes, the read buffer
+// and the parser, all reused from request to request.
+struct ConnectionPool::Connection : std::enable_shared_from_this<Connection> {
+  explicit Connection(const asio::any_io_executor& ex) : socket(ex), timer(ex) {}
+
+  enum class Progress { kNeedBytes, kDone, kFailed, kStopped };
+
+  tcp::socket socket;
+  asio::steady_timer timer;
+  Http1ResponseParser parser;
+  std::string request_bytes;
+  std::size_t request_sent = 0;
+  std::unique_ptr<char[]> in;  ///< read buffer: [in_begin, in_end) not yet parsed
+  std::size_t in_capacity = 0;
+  std::size_t in_begin = 0;
+  std::size_t in_end = 0;
+  bool last_read_filled = false;
+  std::size_t received = 0;  ///< bytes read for the current response
+  bool header_reported = false;
+  bool used = false;  ///< has carried a request before
+  // The watchdog: `deadline` bounds the operation in progress (max() when none). The timer is
+  // armed for `armed_for` and re-armed only when it fires early or a sooner deadline comes, so
+  // the request path just stores a time point. When a deadline passes the socket is closed,
+  // which ends the pending operation; `timed_out` tells the coroutine why.
+  Steady::time_point deadline = Steady::time_point::max();
+  Steady::time_point armed_for{};
+  std::uint64_t arm_generation = 0;
+  bool armed = false;
+  bool timed_out = false;
+
+  void expire_at(Steady::time_point when) {
+    deadline = when;
+    if (!armed || when < armed_for) arm(when);
+  }
+  void expire_never() { deadline = Steady::time_point::max(); }
+
+  void arm(Steady::time_point when) {
+    armed = true;
+    armed_for = when;
+    const std::uint64_t generation = ++arm_generation;
+    timer.expires_at(when);
+    timer.async_wait([self = weak_from_this(), generation](const error_code& ec) {
+      if (ec) return;  // cancelled: destroyed or re-armed
+      if (auto c = self.lock()) c->on_timer(generation);
+    });
+  }
+
+  void on_timer(std::uint64_t generation) {
+    if (generation != arm_generation) return;  // a wait that expired just before a re-arm
+    armed = false;
+    if (deadline == Steady::time_point::max()) return;
+    if (Steady::now() < deadline) {
+      arm(deadline);
+      return;
+    }
+    timed_out = true;
+    error_code ignored;
+    socket.close(ignored);
+  }
+
+  /// Renders the request into request_bytes; returns what is wrong with it, or "".
+  std::string_view render(const ClientRequest& req, const Url& url, std::string_view host,
+                          std::string_view accept) {
+    Http1RequestParts parts;
+    parts.method = req.method;
+    parts.path_prefix = url.base_path;
+    parts.target = req.target;
+    parts.host = host;
+    parts.user_agent = kUserAgent;
+    parts.accept = accept;
+    parts.headers = &req.headers;
+    parts.body = req.body;
+    parts.content_type = req.content_type;
+    request_sent = 0;
+    return write_request(request_bytes, parts);
+  }
+
+  /// Sends what the socket takes now without blocking; would_block means the rest must be
+  /// written asynchronously (rest_of_request()).
+  error_code write_now() {
+    error_code ec;
+    request_sent = socket.write_some(asio::buffer(request_bytes), ec);
+    if (ec == asio::error::would_block) request_sent = 0;
+    else if (ec) return ec;
+    if (request_sent < request_bytes.size()) return asio::error::would_block;
+    return {};
+  }
+  asio::const_buffer rest_of_request() const {
+    return asio::buffer(request_bytes.data() + request_sent, request_bytes.size() - request_sent);
+  }
+
+  void begin_response(const Http1Limits& limits, bool head_request,
+                      std::vector<std::pair<std::string, std::string>>* headers) {
+    parser.reset(limits, head_request, headers);
+    received = 0;
+    header_reported = false;
+  }
+
+  /// Parses what is buffered: on_header() once the header block is complete, on_body(bytes) for
+  /// body bytes (returning false stops with kStopped). kNeedBytes: read more.
+  template <class OnHeader, class OnBody>
+  Progress advance(OnHeader&& on_header, OnBody&& on_body) {
+    for (;;) {
+      std::string_view body;
+      const std::size_t used_bytes = parser.parse(buffered(), body);
+      consume(used_bytes);  // moves offsets only: `body` stays valid
+      if (!body.empty() && !on_body(body)) return Progress::kStopped;
+      if (parser.failed()) return Progress::kFailed;
+      if (!header_reported && parser.header_done()) {
+        header_reported = true;
+        on_header();
+      }
+      if (parser.done()) return Progress::kDone;
+      if (used_bytes == 0) return Progress::kNeedBytes;
+    }
+  }
+
+  /// True when the connection can carry the next request.
+  bool reusable() const { return parser.done() && parser.keep_alive() && in_begin == in_end; }
+
+  std::string_view buffered() const { return {in.get() + in_begin, in_end - in_begin}; }
+  void consume(std::size_t n) {
+    in_begin += n;
+    if (in_begin == in_end) in_begin = in_end = 0;
+  }
+  /// Free space to read into; empty when `max_capacity` is reached with nothing parsed.
+  asio::mutable_buffer read_space(std::size_t max_capacity) {
+    if (in_begin > 0 && (in_end == in_capacity || last_read_filled)) {
+      std::memmove(in.get(), in.get() + in_begin, in_end - in_begin);
+      in_end -= in_begin;
+      in_begin = 0;
+    }
+    const bool full = in_end == in_capacity;
+    if ((full || (last_read_filled && in_capacity < kBulkReadBytes)) && in_capacity < max_capacity) {
+      std::size_t capacity = std::max(kInitialReadBytes, in_capacity * 2);
+      if (!full) capacity = std::min(capacity, kBulkReadBytes);
+      capacity = std::min(capacity, max_capacity);
+      auto bigger = std::make_unique<char[]>(capacity);
+      if (in_end > 0) std::memcpy(bigger.get(), in.get(), in_end);
+      in = std::move(bigger);
+      in_capacity = capacity;
+    }
+    return {in.get() + in_end, in_capacity - in_end};
+  }
+  void commit(std::size_t n, std::size_t asked) {
+    in_end += n;
+    received += n;
+    last_read_filled = n == asked;
+  }
 };
 
 ConnectionPool::ConnectionPool(asio::any_io_executor executor, Url url, ClientOptions options,
@@ -154,73 +292,132 @@ ConnectionPool::~ConnectionPool() = default;
 
 std::size_t ConnectionPool::idle() const { return idle_.size(); }
 
-asio::awaitable<std::unique_ptr<ConnectionPool::Connection>> ConnectionPool::acquire(
-    ClientResult& result) {
-  if (!idle_.empty()) {
-    auto c = std::move(idle_.back());
-    idle_.pop_back();
-    co_return c;
+std::shared_ptr<ConnectionPool::Connection> ConnectionPool::take_idle() {
+  if (idle_.empty()) return nullptr;
+  auto c = std::move(idle_.back());
+  idle_.pop_back();
+  return c;
+}
+
+asio::awaitable<std::shared_ptr<ConnectionPool::Connection>> ConnectionPool::connect(ClientResult& result) {
+  const std::string where = url_.host + ":" + std::to_string(url_.port);
+  std::vector<tcp::endpoint> endpoints;
+  error_code aec;
+  const auto address = asio::ip::make_address(url_.host, aec);
+  if (!aec) {
+    endpoints.emplace_back(address, url_.port);  // numeric: no trip through the resolver thread
+  } else {
+    tcp::resolver resolver(executor_);
+    const std::string port = std::to_string(url_.port);
+    auto resolve = resolver.async_resolve(url_.host, port, kDeferred);
+    auto [rec, found] = co_await std::move(resolve);
+    if (rec) {
+      result = {ErrorClass::kConnect, "resolve " + url_.host + ": " + rec.message()};
+      co_return nullptr;
+    }
+    for (const auto& entry : found) endpoints.push_back(entry.endpoint());
   }
-  tcp::resolver resolver(executor_);
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(url_.host, std::to_string(url_.port), kTuple);
-  if (rec) {
-    result = {ErrorClass::kConnect, "resolve " + url_.host + ": " + rec.message()};
+  auto c = std::make_shared<Connection>(executor_);
+  c->expire_at(Steady::now() + options_.connect_timeout);
+  error_code cec = asio::error::host_not_found;
+  for (const auto& endpoint : endpoints) {
+    error_code ignored;
+    c->socket.close(ignored);
+    c->socket.open(endpoint.protocol(), cec);
+    if (cec) continue;
+    auto connecting = c->socket.async_connect(endpoint, kDeferred);
+    auto [ec] = co_await std::move(connecting);
+    cec = ec;
+    if (!cec || c->timed_out) break;
+  }
+  c->expire_never();
+  if (c->timed_out) {
+    result = {ErrorClass::kConnect, "connect " + where + ": timed out"};
     co_return nullptr;
   }
-  auto c = std::make_unique<Connection>(executor_);
-  c->stream.expires_after(options_.connect_timeout);
-  auto [cec, ep] = co_await c->stream.async_connect(endpoints, kTuple);
   if (cec) {
-    result = {ErrorClass::kConnect, "connect " + url_.host + ":" + std::to_string(url_.port) +
-                                        ": " + (cec == beast::error::timeout ? std::string("timed out") : cec.message())};
+    result = {ErrorClass::kConnect, "connect " + where + ": " + cec.message()};
     co_return nullptr;
   }
-  c->stream.socket().set_option(tcp::no_delay(true));
+  error_code ignored;
+  c->socket.set_option(tcp::no_delay(true), ignored);
+  c->socket.non_blocking(true, ignored);  // write_now() must never block the thread
   ++opened_;
   co_return c;
 }
 
-void ConnectionPool::release(std::unique_ptr<Connection> c) {
+void ConnectionPool::release(std::shared_ptr<Connection> c) {
   c->used = true;
-  c->stream.expires_never();
+  c->expire_never();
   if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(c));
 }
 
+// request() and stream_sse() keep few locals alive across suspensions: Asio recycles coroutine
+// frames only up to about 1 KiB, and request() is the load generator's hot path.
 asio::awaitable<ClientResult> ConnectionPool::request(const ClientRequest& req, ClientResponse& out,
                                                       bool keep_headers) {
-  auto msg = build(req, url_, host_header_);
   ClientResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto c = co_await acquire(result);
-    if (!c) co_return result;
-    const bool reused = c->used;
-    out.reused_connection = reused;
-    c->stream.expires_after(req.timeout.value_or(options_.request_timeout));
+    std::shared_ptr<Connection> c = take_idle();
+    if (!c) {
+      c = co_await connect(result);
+      if (!c) co_return result;
+    }
+    if (const std::string_view bad = c->render(req, url_, host_header_, {}); !bad.empty()) {
+      result = {ErrorClass::kProtocol, "request: " + std::string(bad)};
+      release(std::move(c));
+      co_return result;
+    }
+    out.reused_connection = c->used;
+    c->expire_at(Steady::now() + req.timeout.value_or(options_.request_timeout));
     out.sent_at = clock_.now();
-    auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, kTuple);
+    error_code wec = c->write_now();
+    if (wec == asio::error::would_block) {
+      auto writing = asio::async_write(c->socket, c->rest_of_request(), kDeferred);
+      auto [ec, n] = co_await std::move(writing);
+      wec = ec;
+    }
     if (wec) {
-      if (reused && attempt == 0 && stale_connection_retry(wec, req.method)) continue;
+      if (c->timed_out) co_return timed_out("write");
+      if (c->used && attempt == 0 && stale_connection_retry(wec, req.method)) continue;
       co_return classify(wec, "write");
     }
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(options_.max_body_bytes);
-    auto [hec, hn] = co_await bhttp::async_read_header(c->stream, c->buffer, parser, kTuple);
-    if (hec) {
-      if (reused && attempt == 0 && hn == 0 && stale_connection_retry(hec, req.method)) continue;
-      co_return classify(hec, "read header");
+
+    c->begin_response({options_.max_header_bytes, options_.max_body_bytes}, req.method == bhttp::verb::head,
+                      keep_headers ? &out.headers : nullptr);
+    out.status = 0;
+    out.body.clear();
+    const auto on_header = [&] {
+      out.first_byte_at = clock_.now();
+      if (const auto length = c->parser.content_length()) out.body.reserve(*length);
+    };
+    const auto on_body = [&](std::string_view bytes) {
+      out.body.append(bytes);
+      return true;
+    };
+    bool stale = false;
+    for (;;) {
+      const auto progress = c->advance(on_header, on_body);
+      if (progress == Connection::Progress::kDone) break;
+      if (progress != Connection::Progress::kNeedBytes) co_return protocol_error(c->parser.error());
+      const asio::mutable_buffer space = c->read_space(options_.max_header_bytes + kBulkReadBytes);
+      if (space.size() == 0) co_return protocol_error(Http1Error::kHeaderTooLarge);
+      auto reading = c->socket.async_read_some(space, kDeferred);
+      auto [rec, n] = co_await std::move(reading);
+      c->commit(n, space.size());
+      if (!rec) continue;
+      if (c->timed_out) co_return timed_out(c->header_reported ? "read body" : "read header");
+      if (c->received == 0 && c->used && attempt == 0 && stale_connection_retry(rec, req.method)) {
+        stale = true;
+        break;
+      }
+      if (rec != asio::error::eof) co_return classify(rec, c->header_reported ? "read body" : "read header");
+      c->parser.finish_on_eof();  // ends a body framed by the close, or marks a truncation
     }
-    out.first_byte_at = clock_.now();
-    if (!parser.is_done()) {
-      auto [bec, bn] = co_await bhttp::async_read(c->stream, c->buffer, parser, kTuple);
-      if (bec) co_return classify(bec, "read body");
-    }
+    if (stale) continue;
     out.done_at = clock_.now();
-    auto& res = parser.get();
-    out.status = res.result_int();
-    if (keep_headers) copy_headers(res, out);
-    out.body = std::move(res.body());
-    if (res.keep_alive()) release(std::move(c));
+    out.status = c->parser.status();
+    if (c->reusable()) release(std::move(c));
     co_return ClientResult{};
   }
   co_return result;
@@ -230,86 +427,111 @@ asio::awaitable<ClientResult> ConnectionPool::stream_sse(const ClientRequest& re
                                                          ClientResponse& out,
                                                          const OnSseEvent& on_event,
                                                          std::chrono::nanoseconds deadline) {
-  auto msg = build(req, url_, host_header_);
-  if (msg.find(bhttp::field::accept) == msg.end()) msg.set(bhttp::field::accept, "text/event-stream");
-  const TimePoint started = clock_.now();
-  const TimePoint end_by = started + deadline;
-  auto remaining = [&] {
+  const TimePoint end_by = clock_.now() + deadline;
+  // Each wait is bounded by the idle timeout and by what is left of the whole stream.
+  const auto next_deadline = [&] {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end_by - clock_.now());
-    return std::clamp(left, std::chrono::milliseconds(1), options_.stream_idle_timeout);
+    return Steady::now() + std::clamp(left, std::chrono::milliseconds(1), options_.stream_idle_timeout);
   };
   ClientResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto c = co_await acquire(result);
-    if (!c) co_return result;
-    const bool reused = c->used;
-    out.reused_connection = reused;
-    c->stream.expires_after(remaining());
+    std::shared_ptr<Connection> c = take_idle();
+    if (!c) {
+      c = co_await connect(result);
+      if (!c) co_return result;
+    }
+    if (const std::string_view bad = c->render(req, url_, host_header_, "text/event-stream"); !bad.empty()) {
+      result = {ErrorClass::kProtocol, "request: " + std::string(bad)};
+      release(std::move(c));
+      co_return result;
+    }
+    out.reused_connection = c->used;
+    c->expire_at(next_deadline());
     out.sent_at = clock_.now();
-    auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, kTuple);
+    error_code wec = c->write_now();
+    if (wec == asio::error::would_block) {
+      auto writing = asio::async_write(c->socket, c->rest_of_request(), kDeferred);
+      auto [ec, n] = co_await std::move(writing);
+      wec = ec;
+    }
     if (wec) {
-      if (reused && attempt == 0 && stale_connection_retry(wec, req.method)) continue;
+      if (c->timed_out) co_return timed_out("write");
+      if (c->used && attempt == 0 && stale_connection_retry(wec, req.method)) continue;
       co_return classify(wec, "write");
     }
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);  // bounded by the deadline and the SSE line limit instead
-    c->stream.expires_after(remaining());
-    auto [hec, hn] = co_await bhttp::async_read_header(c->stream, c->buffer, parser, kTuple);
-    if (hec) {
-      if (reused && attempt == 0 && hn == 0 && stale_connection_retry(hec, req.method)) continue;
-      co_return classify(hec, clock_.now() >= end_by ? "stream deadline" : "read header");
-    }
-    out.first_byte_at = clock_.now();
-    out.status = parser.get().result_int();
-    copy_headers(parser.get(), out);
-    const bool is_sse = parser.get()[bhttp::field::content_type].starts_with("text/event-stream");
-    const bool sse_mode = is_sse && out.status / 100 == 2;
 
+    // No body limit for the stream itself (the deadline and the SSE line limit bound it); a
+    // non-SSE answer is bounded as it is appended.
+    c->begin_response({options_.max_header_bytes, std::numeric_limits<std::size_t>::max()},
+                      req.method == bhttp::verb::head, &out.headers);
+    out.status = 0;
+    out.body.clear();
     SseParser sse;
+    bool sse_mode = false;
     bool stop = false;
-    char chunk[16 * 1024];
-    while (!parser.is_done() && !stop) {
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof chunk;
-      c->stream.expires_after(remaining());
-      auto [ec, n] = co_await bhttp::async_read_some(c->stream, c->buffer, parser, kTuple);
-      if (ec == bhttp::error::need_buffer) ec = {};
-      const std::size_t got = sizeof chunk - parser.get().body().size;
-      if (got > 0) {
-        std::string_view bytes(chunk, got);
-        if (sse_mode) {
-          const TimePoint t = clock_.now();
-          bool ok = sse.feed(bytes, [&](SseEvent&& e) {
-            if (!stop && !on_event(std::move(e), t)) stop = true;
-          });
-          if (!ok) co_return ClientResult{ErrorClass::kProtocol, "SSE line over the size limit"};
-        } else {
-          if (out.body.size() + got > options_.max_body_bytes)
-            co_return ClientResult{ErrorClass::kProtocol, "response body over the size limit"};
-          out.body.append(bytes);
-        }
+    const char* failure = nullptr;
+    const auto on_header = [&] {
+      out.first_byte_at = clock_.now();
+      out.status = c->parser.status();
+      sse_mode = out.status / 100 == 2 && c->parser.content_type().starts_with("text/event-stream");
+    };
+    const auto on_body = [&](std::string_view bytes) {
+      if (!sse_mode) {
+        if (out.body.size() + bytes.size() > options_.max_body_bytes) failure = "response body over the size limit";
+        else out.body.append(bytes);
+        return failure == nullptr;
       }
-      if (ec) {
-        out.done_at = clock_.now();
-        if (ec == beast::error::timeout && out.done_at >= end_by)
-          co_return ClientResult{ErrorClass::kTimeout, "stream deadline reached"};
-        co_return classify(ec, "read stream");
+      const TimePoint t = clock_.now();
+      const bool ok = sse.feed(bytes, [&](SseEvent&& e) {
+        if (!stop && !on_event(std::move(e), t)) stop = true;
+      });
+      if (!ok) failure = "SSE line over the size limit";
+      return ok && !stop;
+    };
+    bool stale = false;
+    for (;;) {
+      const auto progress = c->advance(on_header, on_body);
+      if (failure) co_return ClientResult{ErrorClass::kProtocol, failure};
+      if (progress == Connection::Progress::kDone || progress == Connection::Progress::kStopped) break;
+      if (progress == Connection::Progress::kFailed) co_return protocol_error(c->parser.error());
+      const asio::mutable_buffer space = c->read_space(options_.max_header_bytes + kBulkReadBytes);
+      if (space.size() == 0) co_return protocol_error(Http1Error::kHeaderTooLarge);
+      c->expire_at(next_deadline());
+      auto reading = c->socket.async_read_some(space, kDeferred);
+      auto [rec, n] = co_await std::move(reading);
+      c->commit(n, space.size());
+      if (!rec) continue;
+      out.done_at = clock_.now();
+      if (c->timed_out) {
+        if (out.done_at >= end_by) co_return ClientResult{ErrorClass::kTimeout, "stream deadline reached"};
+        co_return timed_out(c->header_reported ? "read stream" : "read header");
       }
+      if (c->received == 0 && c->used && attempt == 0 && stale_connection_retry(rec, req.method)) {
+        stale = true;
+        break;
+      }
+      if (rec != asio::error::eof) co_return classify(rec, c->header_reported ? "read stream" : "read header");
+      c->parser.finish_on_eof();
     }
+    if (stale) continue;
     out.done_at = clock_.now();
-    if (stop && !parser.is_done()) {
+    if (stop && !c->parser.done()) {
       // The caller has what it wanted; give the server a moment to end the response so the
       // connection can be reused, otherwise drop it.
-      c->stream.expires_after(std::chrono::milliseconds(200));
-      while (!parser.is_done()) {
-        parser.get().body().data = chunk;
-        parser.get().body().size = sizeof chunk;
-        auto [ec, n] = co_await bhttp::async_read_some(c->stream, c->buffer, parser, kTuple);
-        if (ec == bhttp::error::need_buffer) ec = {};
-        if (ec) co_return ClientResult{};
+      c->expire_at(Steady::now() + std::chrono::milliseconds(200));
+      const auto discard = [](std::string_view) { return true; };
+      for (;;) {
+        const auto progress = c->advance([] {}, discard);
+        if (progress != Connection::Progress::kNeedBytes) break;
+        const asio::mutable_buffer space = c->read_space(options_.max_header_bytes + kBulkReadBytes);
+        if (space.size() == 0) break;
+        auto reading = c->socket.async_read_some(space, kDeferred);
+        auto [rec, n] = co_await std::move(reading);
+        c->commit(n, space.size());
+        if (rec) break;
       }
     }
-    if (parser.is_done() && parser.get().keep_alive()) release(std::move(c));
+    if (c->reusable()) release(std::move(c));
     co_return ClientResult{};
   }
   co_return result;

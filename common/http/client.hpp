@@ -1,6 +1,13 @@
 #pragma once
-// HTTP/1.1 client on Boost.Beast: one ConnectionPool per (thread, endpoint), keep-alive
-// connections reused LIFO, every phase under a timeout, errors classified for the recorder.
+// HTTP/1.1 client: one ConnectionPool per (thread, endpoint), keep-alive connections reused
+// LIFO, every phase under a timeout, errors classified for the recorder.
+//
+// The request path is built for load generation: the request is rendered into a buffer the
+// connection keeps, written with one non-blocking send, and the response parsed in place by
+// Http1ResponseParser from a per-connection read buffer; one timer per connection, re-armed only
+// when it fires, bounds every request. Once warm, a request allocates nothing but its coroutine
+// frame (which Asio recycles when it can) and what the caller asks for (a body longer than the
+// small-string buffer, copied header fields).
 //
 // Threading: a pool belongs to one executor (one thread); call it only from coroutines running
 // there. The harness keeps one pool per worker thread, so nothing here takes a lock.
@@ -43,6 +50,7 @@ struct ClientOptions {
   std::chrono::milliseconds stream_idle_timeout{60'000};  ///< max gap between stream bytes.
   std::size_t max_body_bytes = 64 << 20;
   std::size_t max_idle_connections = 1024;  ///< per pool; extra connections close on release.
+  std::size_t max_header_bytes = 64 << 10;  ///< status line + header fields (and trailers).
 };
 
 struct ClientRequest {
@@ -102,14 +110,15 @@ class ConnectionPool {
 
  private:
   struct Connection;
-  boost::asio::awaitable<std::unique_ptr<Connection>> acquire(ClientResult& result);
-  void release(std::unique_ptr<Connection> c);
+  std::shared_ptr<Connection> take_idle();
+  boost::asio::awaitable<std::shared_ptr<Connection>> connect(ClientResult& result);
+  void release(std::shared_ptr<Connection> c);
   boost::asio::any_io_executor executor_;
   Url url_;
   ClientOptions options_;
   const Clock& clock_;
   std::string host_header_;
-  std::vector<std::unique_ptr<Connection>> idle_;
+  std::vector<std::shared_ptr<Connection>> idle_;
   std::uint64_t opened_ = 0;
 };
 

@@ -3,11 +3,16 @@
 #include <atomic>
 #include <future>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
 #include "common/http/router.hpp"
@@ -39,6 +44,75 @@ struct Fixture {
     server->start();
   }
 };
+
+// A scripted HTTP/1.1 server for wire-level cases the real server never produces. For each
+// request head it reads it writes the next answer, one write per piece, and closes the
+// connection after an answer marked close_after. Connections are served one after another.
+struct Answer {
+  std::vector<std::string> pieces;
+  bool close_after = false;
+};
+
+class ScriptedServer {
+ public:
+  ScriptedServer(asio::io_context& io, std::vector<Answer> script)
+      : acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}), script_(std::move(script)) {
+    asio::co_spawn(io, serve(), asio::detached);
+  }
+  http::Url url() const { return {"127.0.0.1", acceptor_.local_endpoint().port(), ""}; }
+  void stop() { acceptor_.close(); }
+
+ private:
+  asio::awaitable<void> serve() {
+    constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+    std::size_t next = 0;
+    while (next < script_.size()) {
+      auto [aec, socket] = co_await acceptor_.async_accept(kTuple);
+      if (aec) co_return;
+      std::string in;
+      while (next < script_.size()) {
+        auto buffer = asio::dynamic_buffer(in);
+        auto [rec, n] = co_await asio::async_read_until(socket, buffer, "\r\n\r\n", kTuple);
+        if (rec) break;
+        in.erase(0, n);
+        const Answer& answer = script_[next++];
+        for (const auto& piece : answer.pieces) {
+          const auto bytes = asio::buffer(piece);
+          auto [wec, wn] = co_await asio::async_write(socket, bytes, kTuple);
+          if (wec) break;
+        }
+        if (answer.close_after) break;
+      }
+    }
+  }
+  asio::ip::tcp::acceptor acceptor_;
+  std::vector<Answer> script_;
+};
+
+struct Got {
+  http::ClientResult result;
+  http::ClientResponse response;
+};
+
+// Sends GETs for `count` scripted answers on one pool; returns each outcome and the
+// connections opened.
+std::pair<std::vector<Got>, std::uint64_t> run_script(std::vector<Answer> script, std::size_t count,
+                                                      http::ClientOptions options = {}) {
+  asio::io_context io;
+  ScriptedServer server(io, std::move(script));
+  auto fut = asio::co_spawn(io, [&]() -> asio::awaitable<std::pair<std::vector<Got>, std::uint64_t>> {
+    http::ConnectionPool pool(co_await asio::this_coro::executor, server.url(), options);
+    std::vector<Got> out(count);
+    for (auto& got : out) {
+      http::ClientRequest req;
+      got.result = co_await pool.request(req, got.response, /*keep_headers=*/true);
+    }
+    server.stop();
+    co_return std::pair{std::move(out), pool.connections_opened()};
+  }, asio::use_future);
+  io.run();
+  return fut.get();
+}
 
 }  // namespace
 
@@ -203,4 +277,106 @@ TEST(ConnectionPool, StreamDeadlineIsATimeout) {
   });
   EXPECT_EQ(r.first.error, http::ErrorClass::kTimeout) << r.first.message;
   EXPECT_EQ(r.second, 1);
+}
+
+TEST(ConnectionPool, ReadsEveryBodyFramingOffTheWire) {
+  auto [got, opened] = run_script(
+      {
+          {{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "lo\r\n6\r\n world\r\n0\r\n\r\n"}},
+          {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}},
+          {{"HTTP/1.1 204 No Content\r\n\r\n"}},
+          {{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye"}, true},
+          {{"HTTP/1.1 200 OK\r\n\r\nuntil ", "the close"}, true},
+          {{"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n", "ok"}},
+      },
+      6);
+  std::vector<std::string> bodies;
+  std::vector<bool> reused;
+  for (const auto& g : got) {
+    EXPECT_TRUE(g.result.ok()) << g.result.message;
+    bodies.push_back(g.response.body);
+    reused.push_back(g.response.reused_connection);
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"hello world", "", "", "bye", "until the close", "ok"}));
+  // Connection: close and a close-framed body end their connection; the others are reused.
+  EXPECT_EQ(reused, (std::vector<bool>{false, true, true, true, false, false}));
+  EXPECT_EQ(opened, 3u);
+  EXPECT_EQ(got[0].response.header("transfer-encoding"), "chunked");
+  EXPECT_EQ(got[2].response.status, 204u);
+  EXPECT_EQ(got[5].response.status, 201u);
+}
+
+TEST(ConnectionPool, MalformedOversizeAndTruncatedResponsesAreProtocolErrors) {
+  http::ClientOptions options;
+  options.max_header_bytes = 16 << 10;
+  auto [got, opened] = run_script(
+      {
+          {{"HTTP/1.1 OK\r\n\r\n"}, true},
+          {{"HTTP/1.1 200 OK\r\nX-Big: " + std::string(20 << 10, 'a') + "\r\nContent-Length: 0\r\n\r\n"}, true},
+          {{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}, true},
+          {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"}},
+      },
+      4, options);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)].result.error, http::ErrorClass::kProtocol) << i;
+  EXPECT_NE(got[0].result.message.find("status line"), std::string::npos) << got[0].result.message;
+  EXPECT_NE(got[1].result.message.find("size limit"), std::string::npos) << got[1].result.message;
+  EXPECT_NE(got[2].result.message.find("closed"), std::string::npos) << got[2].result.message;
+  EXPECT_TRUE(got[3].result.ok()) << got[3].result.message;  // a failed connection is never reused
+  EXPECT_EQ(opened, 4u);
+}
+
+TEST(ConnectionPool, RetriesOnceWhenTheServerClosedAnIdleConnection) {
+  auto [got, opened] = run_script(
+      {
+          {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"}, true},  // closes without saying so
+          {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"}},
+      },
+      2);
+  ASSERT_TRUE(got[1].result.ok()) << got[1].result.message;
+  EXPECT_EQ(got[1].response.body, "b");
+  EXPECT_FALSE(got[1].response.reused_connection);
+  EXPECT_EQ(opened, 2u);
+}
+
+TEST(ConnectionPool, ASoonerDeadlineOnAReusedConnectionStillFires) {
+  Fixture fx;
+  fx.router.add(bhttp::verb::get, "/fast", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+    co_await ex.respond(http::Status::ok, "fast");
+  });
+  fx.router.add(bhttp::verb::get, "/slow", [](http::Exchange& ex, const http::PathParams&) -> asio::awaitable<void> {
+    asio::steady_timer t(ex.executor());
+    t.expires_after(3s);
+    co_await t.async_wait(asio::use_awaitable);
+    co_await ex.respond(http::Status::ok, "late");
+  });
+  fx.start();
+  struct Out {
+    http::ClientResult slow;
+    std::chrono::steady_clock::duration took{};
+    http::ClientResult after;
+    std::uint64_t opened = 0;
+  };
+  auto out = run([&](asio::any_io_executor exec) -> asio::awaitable<Out> {
+    http::ConnectionPool pool(exec, fx.url(), {});  // 60 s request timeout: the watchdog is armed far out
+    Out o;
+    http::ClientRequest fast;
+    fast.target = "/fast";
+    http::ClientResponse res;
+    auto first = co_await pool.request(fast, res);
+    EXPECT_TRUE(first.ok()) << first.message;
+    http::ClientRequest slow;
+    slow.target = "/slow";
+    slow.timeout = 100ms;
+    const auto t0 = std::chrono::steady_clock::now();
+    o.slow = co_await pool.request(slow, res);
+    o.took = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(res.reused_connection);
+    o.after = co_await pool.request(fast, res);
+    o.opened = pool.connections_opened();
+    co_return o;
+  });
+  EXPECT_EQ(out.slow.error, http::ErrorClass::kTimeout) << out.slow.message;
+  EXPECT_LT(out.took, 1s);  // not the 60 s the connection's timer was armed for, nor the 3 s reply
+  EXPECT_TRUE(out.after.ok()) << out.after.message;
+  EXPECT_EQ(out.opened, 2u);  // the timed-out connection was dropped
 }
