@@ -84,6 +84,10 @@ struct ClientResult {
 /// otherwise closed).
 using OnSseEvent = std::function<bool(SseEvent&&, TimePoint)>;
 
+/// Each pooled connection has one watchdog timer, armed for the deadline of the request it
+/// carries and not cancelled when the request ends (the next request usually moves it): an
+/// io_context with idle connections keeps that pending wait until the last deadline passes. Run
+/// the context until your own work is done (run_one in a loop, run_for), not until it runs dry.
 class ConnectionPool {
  public:
   ConnectionPool(boost::asio::any_io_executor executor, Url url, ClientOptions options,

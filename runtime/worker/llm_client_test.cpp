@@ -62,8 +62,11 @@ class LlmClientTest : public ::testing::Test {
       if (e) std::rethrow_exception(e);
       out = std::move(v);
     });
+    // Until the work is done, not until the context runs dry: a pooled connection's watchdog
+    // timer may stay armed after its request.
     io_.restart();
-    io_.run();
+    while (!out && io_.run_one() > 0) {
+    }
     return std::move(*out);
   }
 

@@ -52,6 +52,14 @@ SyncClient::~SyncClient() {
   pool_.reset();
 }
 
+// Runs the context until `done`: not until it runs out of work, since a pooled connection's
+// watchdog timer may stay armed after its request (until that request's deadline).
+void SyncClient::run_until(const bool& done) {
+  io_.restart();
+  while (!done && io_.run_one() > 0) {
+  }
+}
+
 Reply SyncClient::request(boost::beast::http::verb method, std::string_view target, std::string_view body,
                           std::string_view token, std::vector<std::pair<std::string, std::string>> headers) {
   http::ClientRequest req;
@@ -61,6 +69,7 @@ Reply SyncClient::request(boost::beast::http::verb method, std::string_view targ
   req.headers = std::move(headers);
   if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + std::string(token));
   Reply reply;
+  bool done = false;
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
@@ -70,10 +79,10 @@ Reply SyncClient::request(boost::beast::http::verb method, std::string_view targ
         reply.status = res.status;
         reply.body = std::move(res.body);
         reply.headers = std::move(res.headers);
+        done = true;
       },
       asio::detached);
-  io_.restart();
-  io_.run();
+  run_until(done);
   return reply;
 }
 
@@ -85,6 +94,7 @@ StreamReply SyncClient::stream(std::string_view target, std::string_view token,
   if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + std::string(token));
   if (last_event_id) req.headers.emplace_back("Last-Event-ID", std::to_string(*last_event_id));
   StreamReply reply;
+  bool done = false;
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
@@ -100,10 +110,10 @@ StreamReply SyncClient::stream(std::string_view target, std::string_view token,
         if (!r.ok()) reply.error = r.message;
         reply.status = res.status;
         reply.body = std::move(res.body);
+        done = true;
       },
       asio::detached);
-  io_.restart();
-  io_.run();
+  run_until(done);
   return reply;
 }
 

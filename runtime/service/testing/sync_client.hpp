@@ -63,6 +63,7 @@ class SyncClient {
                      std::chrono::milliseconds timeout = std::chrono::milliseconds(20'000));
 
  private:
+  void run_until(const bool& done);
   boost::asio::io_context io_;
   std::unique_ptr<http::ConnectionPool> pool_;
 };
