@@ -172,6 +172,14 @@ class Runtime::Control final : public ControlPlane {
 
 // ---- backends -------------------------------------------------------------------------------
 
+template <typename Store>
+void Runtime::adopt_store(std::unique_ptr<Store> store) {
+  agents_ = store.get();
+  messages_ = store.get();
+  turn_stats_ = store.get();
+  store_owner_ = std::shared_ptr<Store>(std::move(store));
+}
+
 void Runtime::make_backends() {
   if (config_.postgres_store()) {
     PgStoreConfig pc;
@@ -183,17 +191,9 @@ void Runtime::make_backends() {
     if (!opened.ok()) {
       throw std::runtime_error("store: cannot open " + config_.store + ": " + opened.error().message());
     }
-    PgStore* store = opened->get();
-    agents_ = store;
-    messages_ = store;
-    turn_stats_ = store;
-    store_owner_ = std::shared_ptr<PgStore>(std::move(*opened));
+    adopt_store(std::move(*opened));
   } else {
-    auto store = std::make_unique<MemoryStore>(store_limits(config_));
-    agents_ = store.get();
-    messages_ = store.get();
-    turn_stats_ = store.get();
-    store_owner_ = std::shared_ptr<MemoryStore>(std::move(store));
+    adopt_store(std::make_unique<MemoryStore>(store_limits(config_)));
   }
   if (config_.redis_queue()) {
     // The queue, the event bus and the locks share one pool; every key under the namespace.

@@ -128,6 +128,9 @@ class Runtime {
   void end_dead_letters();
   void maintenance_loop();
   void make_backends();
+  /// Points the store interfaces at `store` (one object implements them all) and keeps it.
+  template <typename Store>
+  void adopt_store(std::unique_ptr<Store> store);
   /// The per-user chat rate on Redis counters shared by the gateways (null: in-process buckets).
   std::function<RateDecision(std::string_view)> shared_rate();
   DegradationView degradation_view() const;
