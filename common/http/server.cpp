@@ -148,7 +148,7 @@ struct PeerWatch {
 struct Shard;
 
 /// One accepted connection; also the Exchange handed to the handler for each request.
-class Connection final : public Exchange {
+class Connection final : public Exchange, private SendBatch::Sink {
  public:
   Connection(Core& core, tcp::socket socket, Shard& shard);
   ~Connection() override;
@@ -175,6 +175,7 @@ class Connection final : public Exchange {
       std::vector<std::pair<std::string, std::string>> headers) override;
   asio::awaitable<error_code> write_chunk(std::string_view data) override;
   ChunkWrite try_write_chunk(std::string_view data) override;
+  ChunkWrite queue_chunk(SendBatch& batch, std::string_view data, ChunkSink& sink) override;
   asio::awaitable<error_code> flush() override;
   asio::awaitable<error_code> finish_stream() override;
   void abort() override;
@@ -196,6 +197,15 @@ class Connection final : public Exchange {
   void note_write_error(const error_code& ec);
   /// Sends `parts` without waiting; what the socket does not take goes to pending_.
   ChunkWrite send_or_keep(const iovec* parts, std::size_t count);
+  /// Aborts when a write is in progress (flush() writing, a chunk queued in a SendBatch):
+  /// the exchange takes one write at a time.
+  void check_one_write(const char* call) const;
+  /// The bytes that carry `data` as the next piece of the stream (chunk framing when chunked);
+  /// `size_line` holds the size line they point into. Returns how many parts there are.
+  std::size_t chunk_parts(std::string_view data, char (&size_line)[24],
+                          std::array<std::string_view, 3>& parts) const;
+  // SendBatch::Sink: the result of a chunk queued by queue_chunk().
+  void on_sent(std::string_view bytes, std::size_t sent, const error_code& ec) noexcept override;
   void arm_watch();
   asio::awaitable<void> settle_watch();
   void shutdown_and_close();
@@ -208,6 +218,7 @@ class Connection final : public Exchange {
   bool head_ = false;        ///< the request is HEAD: a stream sends its header only
   bool write_failed_ = false;
   bool flushing_ = false;    ///< flush() is writing pending_
+  ChunkSink* queued_sink_ = nullptr;  ///< set while a chunk waits in a SendBatch
   bool busy_ = false;        ///< a complete request is being handled or answered
   bool keep_alive_ = false;  ///< the answer sent (or being sent) keeps the connection
   /// Stream bytes a non-blocking send could not place (at most about one chunk: see
@@ -454,6 +465,11 @@ Connection::Connection(Core& core, tcp::socket socket, Shard& shard)
 }
 
 Connection::~Connection() {
+  if (queued_sink_ != nullptr) {
+    std::fprintf(stderr, "agentlab http: a connection closed with a chunk still queued in a SendBatch "
+                         "(submit the batch before returning to the io_context)\n");
+    std::abort();
+  }
   if (prev != nullptr) {
     prev->next = next;
   } else {
@@ -676,6 +692,7 @@ asio::awaitable<error_code> Connection::write_chunk(std::string_view data) {
   switch (try_write_chunk(data)) {
     case ChunkWrite::kSent: co_return error_code{};
     case ChunkWrite::kPending: break;
+    case ChunkWrite::kQueued:  // only queue_chunk() queues
     case ChunkWrite::kFailed: {
       error_code ec = write_error_;
       if (!ec) ec = asio::error::not_connected;
@@ -685,22 +702,63 @@ asio::awaitable<error_code> Connection::write_chunk(std::string_view data) {
   co_return co_await flush();
 }
 
-Exchange::ChunkWrite Connection::try_write_chunk(std::string_view data) {
-  if (flushing_) {
-    std::fprintf(stderr, "agentlab http: try_write_chunk during flush() (one write at a time)\n");
+void Connection::check_one_write(const char* call) const {
+  if (flushing_ || queued_sink_ != nullptr) {
+    std::fprintf(stderr, "agentlab http: %s during %s (one write at a time)\n", call,
+                 flushing_ ? "flush()" : "a queued chunk");
     std::abort();
   }
+}
+
+std::size_t Connection::chunk_parts(std::string_view data, char (&size_line)[24],
+                                    std::array<std::string_view, 3>& parts) const {
+  if (!chunked_) {
+    parts[0] = data;
+    return 1;
+  }
+  parts[0] = {size_line, chunk_size_line(data.size(), size_line)};
+  parts[1] = data;
+  parts[2] = kCrlf;
+  return 3;
+}
+
+Exchange::ChunkWrite Connection::try_write_chunk(std::string_view data) {
+  check_one_write("try_write_chunk");
   if (reply_ != Reply::streaming || write_failed_) return ChunkWrite::kFailed;
   if (data.empty() || head_) return ChunkWrite::kSent;
   char size_line[24];
-  std::array<iovec, 3> parts{};
-  std::size_t count = 0;
-  if (chunked_) {
-    parts[count++] = {size_line, chunk_size_line(data.size(), size_line)};
+  std::array<std::string_view, 3> parts;
+  const std::size_t count = chunk_parts(data, size_line, parts);
+  std::array<iovec, 3> iov{};
+  for (std::size_t i = 0; i < count; ++i) iov[i] = {const_cast<char*>(parts[i].data()), parts[i].size()};
+  return send_or_keep(iov.data(), count);
+}
+
+Exchange::ChunkWrite Connection::queue_chunk(SendBatch& batch, std::string_view data, ChunkSink& sink) {
+  check_one_write("queue_chunk");
+  if (reply_ != Reply::streaming || write_failed_) return ChunkWrite::kFailed;
+  if (data.empty() || head_) return ChunkWrite::kSent;
+  char size_line[24];
+  std::array<std::string_view, 3> parts{};  // the unused ones stay empty
+  chunk_parts(data, size_line, parts);
+  // Bytes an earlier write kept go first; the batch copies everything, so pending_ is free.
+  batch.add(stream_.socket().native_handle(), {pending_, parts[0], parts[1], parts[2]}, *this);
+  pending_.clear();
+  queued_sink_ = &sink;
+  return ChunkWrite::kQueued;
+}
+
+void Connection::on_sent(std::string_view bytes, std::size_t sent, const error_code& ec) noexcept {
+  ChunkSink* sink = std::exchange(queued_sink_, nullptr);
+  ChunkWrite result = ChunkWrite::kSent;
+  if (ec) {
+    note_write_error(ec);
+    result = ChunkWrite::kFailed;
+  } else if (sent < bytes.size()) {
+    pending_.assign(bytes.substr(sent));
+    result = ChunkWrite::kPending;
   }
-  parts[count++] = {const_cast<char*>(data.data()), data.size()};
-  if (chunked_) parts[count++] = {const_cast<char*>(kCrlf.data()), kCrlf.size()};
-  return send_or_keep(parts.data(), count);
+  sink->on_chunk_written(result);
 }
 
 Exchange::ChunkWrite Connection::send_or_keep(const iovec* parts, std::size_t count) {
@@ -737,6 +795,7 @@ Exchange::ChunkWrite Connection::send_or_keep(const iovec* parts, std::size_t co
 }
 
 asio::awaitable<error_code> Connection::flush() {
+  check_one_write("flush");
   if (reply_ == Reply::aborted || write_failed_) co_return asio::error::not_connected;
   if (pending_.empty()) co_return error_code{};
   stream_.expires_after(options().write_timeout);
@@ -750,6 +809,7 @@ asio::awaitable<error_code> Connection::flush() {
 }
 
 asio::awaitable<error_code> Connection::finish_stream() {
+  check_one_write("finish_stream");
   if (reply_ == Reply::aborted || write_failed_) co_return asio::error::not_connected;
   if (reply_ != Reply::streaming) co_return asio::error::operation_not_supported;
   if (auto ec = co_await flush()) co_return ec;

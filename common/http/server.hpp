@@ -6,7 +6,7 @@
 // Each connection is a coroutine: read request → call the handler → write → repeat while
 // keep-alive. Handlers are coroutines too, so a streaming handler simply loops over
 // write_chunk() with timers in between (or, pacing many streams from one timer, calls
-// try_write_chunk() and suspends only when a socket is full).
+// try_write_chunk() or queue_chunk() and suspends only when a socket is full).
 //
 // Limits: every socket has an idle/read timeout, every request body a size limit, and the
 // number of open connections a bound (over it, new connections are closed at once and counted).
@@ -28,6 +28,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+
+#include "common/http/send_batch.hpp"
 
 namespace lab::http {
 
@@ -86,11 +88,31 @@ class Exchange {
     kSent,     ///< all of it is in the socket's send buffer
     kPending,  ///< the send buffer was full: the bytes not sent are kept, in order, for flush()
     kFailed,   ///< the peer is gone (or the exchange is not streaming); nothing more will go out
+    kQueued,   ///< (queue_chunk only) in the batch; its sink hears one of the three above
   };
   /// write_chunk() without suspending, for a handler that paces many streams from one timer:
   /// one non-blocking send, never a wait. After kPending, co_await flush() before writing
   /// again (write_chunk() and finish_stream() flush first too), so at most one chunk is kept.
   virtual ChunkWrite try_write_chunk(std::string_view data) = 0;
+
+  /// Told what became of a chunk queued with queue_chunk().
+  class ChunkSink {
+   public:
+    /// kSent, kPending or kFailed, with try_write_chunk()'s meaning. Called from the batch's
+    /// submit(); the exchange may be written again from here.
+    virtual void on_chunk_written(ChunkWrite result) noexcept = 0;
+
+   protected:
+    ~ChunkSink() = default;
+  };
+  /// try_write_chunk() deferred into `batch`, for a handler that sends on many streams at the
+  /// same tick: the chunk (framed) is copied into the batch and goes out with the batch's other
+  /// sends at its next submit(), which tells `sink` the result. Returns kQueued then, or at
+  /// once, without telling the sink, kFailed (not streaming, or the peer is gone) or kSent
+  /// (nothing to send: an empty chunk, a HEAD request). Until the sink is told, nothing else
+  /// may write on this exchange (an always-on check aborts). The batch must be submitted
+  /// before the thread returns to the exchange's io_context (the exchange lives until then).
+  virtual ChunkWrite queue_chunk(SendBatch& batch, std::string_view data, ChunkSink& sink) = 0;
   /// Sends the bytes try_write_chunk() kept, under the write timeout; at once when none are.
   /// An error means the peer is gone.
   virtual asio::awaitable<error_code> flush() = 0;

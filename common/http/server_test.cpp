@@ -504,6 +504,31 @@ TEST(Server, StreamsServerSentEventsAndKeepsTheConnection) {
   EXPECT_EQ(server.stats().connections_accepted.load(), 1u);
 }
 
+/// Writes one chunk without suspending: with try_write_chunk(), or, given a batch, with
+/// queue_chunk() and the batch's submit() (the sink's result is returned).
+Exchange::ChunkWrite write_without_waiting(Exchange& ex, std::string_view data, SendBatch* batch) {
+  if (batch == nullptr) return ex.try_write_chunk(data);
+  struct Sink final : Exchange::ChunkSink {
+    std::optional<Exchange::ChunkWrite> result;
+    void on_chunk_written(Exchange::ChunkWrite r) noexcept override { result = r; }
+  } sink;
+  const Exchange::ChunkWrite queued = ex.queue_chunk(*batch, data, sink);
+  if (queued != Exchange::ChunkWrite::kQueued) {
+    EXPECT_EQ(batch->size(), 0u);
+    return queued;
+  }
+  EXPECT_EQ(batch->submit(), 1u);
+  EXPECT_TRUE(sink.result.has_value()) << "submit() did not tell the sink";
+  return sink.result.value_or(Exchange::ChunkWrite::kQueued);
+}
+
+/// The two ways to write without waiting, for tests that run with each.
+struct NonBlockingWrite {
+  const char* name;
+  bool batched;
+};
+constexpr NonBlockingWrite kNonBlockingWrites[] = {{"try_write_chunk", false}, {"queue_chunk", true}};
+
 /// What a handler saw while filling a socket the client does not read.
 struct FillReport {
   int sent = 0;  ///< chunks try_write_chunk took whole before it returned something else
@@ -517,19 +542,22 @@ std::string numbered_chunk(int i, std::size_t size) {
   return chunk;
 }
 
-TEST(Server, TryWriteChunkKeepsWhatAFullSocketRefusesAndSendsItFirstLater) {
+TEST(Server, NonBlockingWritesKeepWhatAFullSocketRefusesAndSendItFirstLater) {
   // /flush: flush() then write_chunk(); /finish: finish_stream() straight away. Either way the
-  // bytes kept from the refused chunk go out first, in order.
+  // bytes kept from the refused chunk go out first, in order. Once with try_write_chunk(), once
+  // with queue_chunk() through a SendBatch (io_uring where the kernel has it).
   constexpr std::size_t kChunk = 64 * 1024;
   constexpr int kMaxChunks = 4096;  // 256 MiB: far more than any socket buffers
   Gate gate;
   std::promise<FillReport> filled;
   std::promise<error_code> flushed;
+  SendBatch batch;
+  bool batched = false;
   Handler handler = [&](Exchange& ex) -> asio::awaitable<void> {
     co_await ex.start_stream(Status::ok, "application/octet-stream");
     FillReport report;
     while (report.sent < kMaxChunks) {
-      report.last = ex.try_write_chunk(numbered_chunk(report.sent, kChunk));
+      report.last = write_without_waiting(ex, numbered_chunk(report.sent, kChunk), batched ? &batch : nullptr);
       if (report.last != Exchange::ChunkWrite::kSent) break;
       ++report.sent;
     }
@@ -546,8 +574,10 @@ TEST(Server, TryWriteChunkKeepsWhatAFullSocketRefusesAndSendsItFirstLater) {
   };
   Server server(local_options(), handler);
   server.start();
+  for (const auto& [how, batched_now] : kNonBlockingWrites)
   for (const std::string target : {"/flush", "/finish"}) {
-    SCOPED_TRACE(target);
+    SCOPED_TRACE(std::string(how) + " " + target);
+    batched = batched_now;
     filled = {};
     flushed = {};
     TestClient client(server.port());
@@ -580,54 +610,59 @@ TEST(Server, TryWriteChunkKeepsWhatAFullSocketRefusesAndSendsItFirstLater) {
   }
 }
 
-TEST(Server, TryWriteChunkFailsOnceThePeerIsGoneAndOutsideAStream) {
-  std::promise<void> first_sent;
-  std::promise<std::pair<Exchange::ChunkWrite, bool>> outcome;
-  std::promise<std::pair<Exchange::ChunkWrite, Exchange::ChunkWrite>> outside;
-  Handler handler = [&](Exchange& ex) -> asio::awaitable<void> {
-    if (ex.request().target() == "/plain") {
-      const auto before = ex.try_write_chunk("x");  // no stream started
-      co_await ex.respond(Status::ok, "ok", "text/plain");
-      outside.set_value({before, ex.try_write_chunk("x")});
-      co_return;
-    }
-    co_await ex.start_stream(Status::ok, "text/event-stream");
-    EXPECT_EQ(ex.try_write_chunk(format_sse("", "first")), Exchange::ChunkWrite::kSent);
-    first_sent.set_value();
-    asio::steady_timer timer(ex.executor());
-    const auto deadline = std::chrono::steady_clock::now() + kTimeout;
-    Exchange::ChunkWrite last = Exchange::ChunkWrite::kSent;
-    while (last != Exchange::ChunkWrite::kFailed && std::chrono::steady_clock::now() < deadline) {
-      timer.expires_after(2ms);
-      co_await timer.async_wait(kNoThrow);
-      last = ex.try_write_chunk(format_sse("", "more"));
-    }
-    outcome.set_value({last, ex.closed()});
-    EXPECT_TRUE(co_await ex.write_chunk("after"));  // the same error from the coroutine API
-  };
-  Server server(local_options(), handler);
-  server.start();
+TEST(Server, NonBlockingWritesFailOnceThePeerIsGoneAndOutsideAStream) {
+  for (const auto& [how, batched] : kNonBlockingWrites) {
+    SCOPED_TRACE(how);
+    SendBatch batch;
+    SendBatch* use = batched ? &batch : nullptr;
+    std::promise<void> first_sent;
+    std::promise<std::pair<Exchange::ChunkWrite, bool>> outcome;
+    std::promise<std::pair<Exchange::ChunkWrite, Exchange::ChunkWrite>> outside;
+    Handler handler = [&](Exchange& ex) -> asio::awaitable<void> {
+      if (ex.request().target() == "/plain") {
+        const auto before = write_without_waiting(ex, "x", use);  // no stream started
+        co_await ex.respond(Status::ok, "ok", "text/plain");
+        outside.set_value({before, write_without_waiting(ex, "x", use)});
+        co_return;
+      }
+      co_await ex.start_stream(Status::ok, "text/event-stream");
+      EXPECT_EQ(write_without_waiting(ex, format_sse("", "first"), use), Exchange::ChunkWrite::kSent);
+      first_sent.set_value();
+      asio::steady_timer timer(ex.executor());
+      const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+      Exchange::ChunkWrite last = Exchange::ChunkWrite::kSent;
+      while (last != Exchange::ChunkWrite::kFailed && std::chrono::steady_clock::now() < deadline) {
+        timer.expires_after(2ms);
+        co_await timer.async_wait(kNoThrow);
+        last = write_without_waiting(ex, format_sse("", "more"), use);
+      }
+      outcome.set_value({last, ex.closed()});
+      EXPECT_TRUE(co_await ex.write_chunk("after"));  // the same error from the coroutine API
+    };
+    Server server(local_options(), handler);
+    server.start();
 
-  TestClient plain(server.port());
-  ASSERT_FALSE(plain.connect());
-  EXPECT_EQ(plain.request(verb::get, "/plain").body(), "ok");
-  auto outside_future = outside.get_future();
-  ASSERT_TRUE(ready(outside_future));
-  const auto [before, after] = outside_future.get();
-  EXPECT_EQ(before, Exchange::ChunkWrite::kFailed);
-  EXPECT_EQ(after, Exchange::ChunkWrite::kFailed);
+    TestClient plain(server.port());
+    ASSERT_FALSE(plain.connect());
+    EXPECT_EQ(plain.request(verb::get, "/plain").body(), "ok");
+    auto outside_future = outside.get_future();
+    ASSERT_TRUE(ready(outside_future));
+    const auto [before, after] = outside_future.get();
+    EXPECT_EQ(before, Exchange::ChunkWrite::kFailed);
+    EXPECT_EQ(after, Exchange::ChunkWrite::kFailed);
 
-  TestClient client(server.port());
-  ASSERT_FALSE(client.connect());
-  ASSERT_FALSE(client.send(Request{verb::get, "/stream", 11}));
-  auto started = first_sent.get_future();
-  ASSERT_TRUE(ready(started));
-  client.close();
-  auto result = outcome.get_future();
-  ASSERT_TRUE(ready(result));
-  const auto [last, closed] = result.get();
-  EXPECT_EQ(last, Exchange::ChunkWrite::kFailed);
-  EXPECT_TRUE(closed);
+    TestClient client(server.port());
+    ASSERT_FALSE(client.connect());
+    ASSERT_FALSE(client.send(Request{verb::get, "/stream", 11}));
+    auto started = first_sent.get_future();
+    ASSERT_TRUE(ready(started));
+    client.close();
+    auto result = outcome.get_future();
+    ASSERT_TRUE(ready(result));
+    const auto [last, closed] = result.get();
+    EXPECT_EQ(last, Exchange::ChunkWrite::kFailed);
+    EXPECT_TRUE(closed);
+  }
 }
 
 TEST(Server, AbortIsSeenByTheClientAsEndOfConnection) {

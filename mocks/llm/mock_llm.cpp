@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -165,12 +167,13 @@ struct StreamSpec {
 };
 
 /// One streaming response, paced by its thread's PacingWheel. on_due() renders every token
-/// that is due (normally one) into one buffer, sends it with one non-blocking write and
-/// registers again for the next deadline; no coroutine runs per token. The handler's
+/// that is due (normally one) into one buffer and queues it as one non-blocking write in the
+/// wheel's SendBatch; told the result (on_chunk_written, once the wheel has submitted the
+/// tick's sends), it registers again for the next deadline. No coroutine runs per token. The handler's
 /// coroutine sleeps in park() and is woken only when the stream is over (every token sent,
 /// the peer gone, the server stopping) or a socket was full (it then flushes under the write
 /// timeout and hands the stream back with resume()).
-class TokenStream final : public PacingWheel::Entry {
+class TokenStream final : public PacingWheel::Entry, private http::Exchange::ChunkSink {
  public:
   enum class Phase { kRunning, kFlush, kDone, kGone };
 
@@ -248,14 +251,8 @@ class TokenStream final : public PacingWheel::Entry {
       if (next_ != last_) pacer_.advance(plan_.itl(timing_, load_, slots_.running()));
       ++next_;
     } while (next_ < stop_at_ && pacer_.deadline() <= now && batch_size_ < batch_.size());
-    switch (ex_.try_write_chunk(buffer)) {
-      case http::Exchange::ChunkWrite::kFailed: return hand_back(Phase::kGone);
-      case http::Exchange::ChunkWrite::kPending: return hand_back(Phase::kFlush);
-      case http::Exchange::ChunkWrite::kSent: break;
-    }
-    record(Steady::now());
-    if (next_ >= stop_at_) return hand_back(Phase::kDone);
-    wheel_.schedule(*this, pacer_.deadline());
+    const http::Exchange::ChunkWrite queued = ex_.queue_chunk(wheel_.batch(), buffer, *this);
+    if (queued != http::Exchange::ChunkWrite::kQueued) on_chunk_written(queued);
   }
 
  private:
@@ -275,6 +272,21 @@ class TokenStream final : public PacingWheel::Entry {
     if (k == last_ && !spec_.fault_end) {
       renderer_.close(buffer, spec_.gen.finish, Usage{spec_.chat.input_tokens, spec_.gen.output_tokens});
     }
+  }
+
+  /// What became of the tokens queued by on_due().
+  void on_chunk_written(http::Exchange::ChunkWrite result) noexcept override {
+    switch (result) {
+      case http::Exchange::ChunkWrite::kFailed: return hand_back(Phase::kGone);
+      case http::Exchange::ChunkWrite::kPending: return hand_back(Phase::kFlush);
+      case http::Exchange::ChunkWrite::kSent: break;
+      case http::Exchange::ChunkWrite::kQueued:  // a sink is told an outcome, never this
+        std::fprintf(stderr, "agentlab mock-llm: a queued chunk reported as queued\n");
+        std::abort();
+    }
+    record(Steady::now());
+    if (next_ >= stop_at_) return hand_back(Phase::kDone);
+    wheel_.schedule(*this, pacer_.deadline());
   }
 
   /// The tokens of the last write reached the socket at `now`: lateness, TTFT, ITL.

@@ -69,8 +69,8 @@ void PacingWheel::schedule(Entry& entry, TimePoint due) {
   entry.wheel_ = this;
   entry.slot_ = slot;
   ++size_;
-  // While a batch runs, on_expiry re-arms once at its end.
-  if (running_ == nullptr) arm();
+  // While a tick runs, on_expiry re-arms once at its end.
+  if (!in_tick_) arm();
 }
 
 void PacingWheel::cancel(Entry& entry) {
@@ -145,6 +145,7 @@ void PacingWheel::on_poll() {
 void PacingWheel::on_expiry() {
   const TimePoint now = std::chrono::steady_clock::now();
   if (!slots_.empty() && slot_time(slots_.begin()->first) <= now) ++batches_;
+  in_tick_ = true;
   while (!slots_.empty() && slot_time(slots_.begin()->first) <= now) {
     auto node = slots_.extract(slots_.begin());
     std::vector<Entry*>& entries = node.mapped();
@@ -162,6 +163,9 @@ void PacingWheel::on_expiry() {
     entries.clear();
     spare_.push_back(std::move(entries));
   }
+  // The tick's sends, together; their sinks schedule the next tokens.
+  batch_.submit();
+  in_tick_ = false;
   arm();
 }
 

@@ -5,10 +5,13 @@
 // its own Asio timer. Deadlines are rounded up to the pacing quantum, so every entry due in the
 // same quantum sits in one slot; one timer expiry runs the whole slot, calling each entry's
 // on_due() in turn on the wheel's thread. A streaming handler then sends its token from
-// on_due() with a non-blocking write (Exchange::try_write_chunk) and re-registers, so a token
-// costs no coroutine resumption, no timer-heap insertion and no per-write timeout timer — only
-// the send itself and a slot append. The stream's coroutine is woken (by the entry, not by the
-// wheel) only when the stream ends or a socket is full.
+// on_due() by queueing a non-blocking write in the wheel's SendBatch (Exchange::queue_chunk);
+// once every entry of the tick has run, the wheel submits the batch — one io_uring_enter for
+// all of the tick's sends where the kernel has io_uring — and each stream, told the result,
+// re-registers. A token costs no coroutine resumption, no timer-heap insertion, no per-write
+// timeout timer and no system call of its own — only its share of the batch's call, the
+// kernel's send itself and a slot append. The stream's coroutine is woken (by the entry, not
+// by the wheel) only when the stream ends or a socket is full.
 //
 // Waiting: a slot more than kSpinBelow away is waited for with a timer; a nearer one by
 // re-posting a check to the io_context (which polls its sockets in between). On a busy
@@ -33,6 +36,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "common/clock/clock.hpp"
+#include "common/http/send_batch.hpp"
 
 namespace lab::mocks::llm {
 
@@ -81,6 +85,9 @@ class PacingWheel {
   /// A buffer for entries to render into during on_due() (one per thread, so it stays in
   /// cache; its contents are theirs only until on_due() returns).
   std::string& scratch() { return scratch_; }
+  /// The sends of the tick being run: entries queue into it from on_due(); the wheel submits
+  /// it when the tick's entries have run (and its sinks may schedule again from there).
+  http::SendBatch& batch() { return batch_; }
 
   /// Entries scheduled now.
   std::size_t size() const { return size_; }
@@ -109,10 +116,12 @@ class PacingWheel {
   std::int64_t armed_slot_ = 0;   ///< the slot the pending wait is for
   std::uint64_t generation_ = 0;  ///< bumped on every re-arm; stale expiries are ignored
   bool polling_ = false;          ///< a poll is posted
+  bool in_tick_ = false;          ///< on_expiry is running entries or submitting their sends
   std::uint64_t batches_ = 0;
   std::uint64_t runs_ = 0;
   std::vector<std::vector<Entry*>> spare_;  ///< emptied slot vectors, reused
   std::string scratch_;
+  http::SendBatch batch_;
 };
 
 }  // namespace lab::mocks::llm
