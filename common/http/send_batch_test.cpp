@@ -93,7 +93,7 @@ struct Recorder final : SendBatch::Sink {
 std::string message_for(std::size_t i) { return "data: token " + std::to_string(i) + "\n\n"; }
 
 /// Each test runs with the kernel path this machine offers (io_uring here) and with sendmsg.
-class SendBatchTest : public ::testing::TestWithParam<SendBatch::Mode> {};
+class SendBatchTest : public ::testing::TestWithParam<SocketCalls::Mode> {};
 
 TEST_P(SendBatchTest, SendsToManySocketsAndTellsEachSink) {
   // 600 sockets: more than one submission queue (256) of sends.
@@ -191,18 +191,38 @@ TEST_P(SendBatchTest, ASinkThatQueuesAgainGoesInTheNextSubmit) {
   EXPECT_EQ(drain(pairs[0].reader), "xxx");
 }
 
+TEST_P(SendBatchTest, SocketCallsReceiveWhatIsThereAndNeverWait) {
+  // The reading side of SocketCalls (what lab_mock_llm_bench uses): data, nothing yet, EOF.
+  Pairs pairs(3);
+  ASSERT_EQ(::send(pairs[0].writer, "hello", 5, 0), 5);
+  ::shutdown(pairs[2].writer, SHUT_WR);
+  SocketCalls calls(GetParam());
+  char buffers[3][64];
+  std::vector<SocketCall> list;
+  for (std::size_t i = 0; i < 3; ++i) {
+    list.push_back({pairs[i].reader, SocketCall::Kind::kRecv, buffers[i], sizeof(buffers[i]), 0});
+  }
+  calls.run(list);
+  EXPECT_EQ(list[0].result, 5);
+  EXPECT_EQ(std::string_view(buffers[0], 5), "hello");
+  EXPECT_EQ(list[1].result, -EAGAIN);  // nothing sent: answered at once
+  EXPECT_EQ(list[2].result, 0);        // the peer shut down: end of stream
+  EXPECT_EQ(calls.calls(), 3u);
+  EXPECT_EQ(calls.system_calls(), calls.uses_io_uring() ? 1u : 3u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, SendBatchTest,
-                         ::testing::Values(SendBatch::Mode::kAuto, SendBatch::Mode::kSendmsg),
+                         ::testing::Values(SocketCalls::Mode::kAuto, SocketCalls::Mode::kOneByOne),
                          [](const auto& info) {
-                           return info.param == SendBatch::Mode::kAuto ? std::string("Auto")
-                                                                       : std::string("Sendmsg");
+                           return info.param == SocketCalls::Mode::kAuto ? std::string("Auto")
+                                                                       : std::string("OneByOne");
                          });
 
 TEST(SendBatch, UsesIoUringUnlessTheEnvironmentSaysNo) {
   // This machine's kernel has io_uring; the test says so when it does not (the fallback is then
   // what every other test here covers).
   if (!SendBatch().uses_io_uring()) GTEST_SKIP() << "io_uring cannot be set up here";
-  EXPECT_FALSE(SendBatch(SendBatch::Mode::kSendmsg).uses_io_uring());
+  EXPECT_FALSE(SendBatch(SocketCalls::Mode::kOneByOne).uses_io_uring());
   ::setenv("AGENTLAB_IO_URING", "0", 1);
   const bool with_zero = SendBatch().uses_io_uring();
   ::setenv("AGENTLAB_IO_URING", "1", 1);

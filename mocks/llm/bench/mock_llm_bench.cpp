@@ -13,7 +13,10 @@
 //
 // The client is a plain epoll loop per thread (non-blocking sockets, a small HTTP/1.1 response
 // reader) rather than Asio coroutines: at 100k tokens/s on one core the client's own cost per
-// token must stay well under the server's, or the client's lateness is what gets measured.
+// token must stay well under the server's, or the client's lateness is what gets measured. For
+// the same reason the reads of all the sockets one poll finds ready go to the kernel together
+// (http::SocketCalls: one io_uring_enter where the kernel has io_uring, one recv() each where
+// it has not or AGENTLAB_IO_URING=0).
 //
 //   lab_mock_llm_bench --url http://127.0.0.1:8000 --streams 1000 --duration 20
 //       --ttft-ms 200 --itl-ms 20 --tokens 100 [--api openai|anthropic] [--threads 1]
@@ -58,6 +61,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "common/hdr/histogram.hpp"
+#include "common/http/socket_calls.hpp"
 
 namespace {
 
@@ -370,6 +374,9 @@ class ClientLoop {
   static constexpr auto kStallTimeout = std::chrono::seconds(30);
   static constexpr auto kConnectRetry = std::chrono::milliseconds(100);
   static constexpr auto kStatusRetry = std::chrono::milliseconds(50);
+  /// Ready sockets taken per poll, and the bytes read from each per poll.
+  static constexpr std::size_t kMaxEvents = 512;
+  static constexpr std::size_t kReadBytes = 16 * 1024;
 
   ClientLoop(Run& run, Results& results) : run_(run), results_(results), cfg_(run.config) {
     addr_.sin_family = AF_INET;
@@ -398,8 +405,13 @@ class ClientLoop {
   }
 
   void run() {
-    std::array<epoll_event, 512> events{};
-    std::vector<char> buffer(64 * 1024);
+    std::array<epoll_event, kMaxEvents> events{};
+    // One receive buffer per ready socket of a poll: their reads go to the kernel together.
+    std::vector<char> buffers(kMaxEvents * kReadBytes);
+    std::vector<lab::http::SocketCall> reads;
+    std::vector<std::size_t> readers;  // the user behind each read
+    reads.reserve(kMaxEvents);
+    readers.reserve(kMaxEvents);
     TimePoint next_sweep = Clock::now() + std::chrono::seconds(1);
     bool backlog = false;  // the last poll filled `events`: poll again at once
     for (;;) {
@@ -433,6 +445,8 @@ class ClientLoop {
         std::exit(1);
       }
       backlog = n == static_cast<int>(events.size());
+      reads.clear();
+      readers.clear();
       for (int i = 0; i < n; ++i) {
         const std::size_t index = events[static_cast<std::size_t>(i)].data.u64;
         const std::uint32_t what = events[static_cast<std::size_t>(i)].events;
@@ -441,11 +455,19 @@ class ClientLoop {
           case VirtualUser::Phase::kConnecting: on_connected(index); break;
           case VirtualUser::Phase::kSending: send_request(index); break;
           case VirtualUser::Phase::kReading:
-            if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) on_readable(index, buffer);
+            if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
+              reads.push_back({vu.fd, lab::http::SocketCall::Kind::kRecv, buffers.data() + reads.size() * kReadBytes,
+                               kReadBytes, 0});
+              readers.push_back(index);
+            }
             break;
           case VirtualUser::Phase::kIdle: break;
         }
       }
+      // The ready sockets' reads in one system call (io_uring), then each user in turn. (A
+      // read that fills its buffer leaves the rest for the next poll: the socket stays ready.)
+      reads_.run(reads);
+      for (std::size_t k = 0; k < reads.size(); ++k) on_read(readers[k], reads[k]);
     }
   }
 
@@ -525,20 +547,21 @@ class ClientLoop {
     vu.phase = VirtualUser::Phase::kReading;
   }
 
-  void on_readable(std::size_t index, std::vector<char>& buffer) {
+  void on_read(std::size_t index, const lab::http::SocketCall& read) {
     VirtualUser& vu = users_[index];
-    const ssize_t n = ::read(vu.fd, buffer.data(), buffer.size());
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    const long n = read.result;
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) return;
     const TimePoint now = Clock::now();
     vu.progress = now;
     if (n < 0) {
       run_.in_flight.fetch_sub(1);
-      return retry(index, results_.errors_protocol, std::string("read: ") + std::strerror(errno), std::chrono::milliseconds(0));
+      return retry(index, results_.errors_protocol, std::string("read: ") + std::strerror(static_cast<int>(-n)),
+                   std::chrono::milliseconds(0));
     }
     if (n == 0) {
       vu.reader.on_eof();
     } else {
-      vu.reader.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), [&](std::string_view body) {
+      vu.reader.feed(std::string_view(read.data, static_cast<std::size_t>(n)), [&](std::string_view body) {
         const int found = vu.counter.feed(body);
         for (int i = 0; i < found; ++i) vu.arrivals.push_back(now);
       });
@@ -620,6 +643,7 @@ class ClientLoop {
   const Config& cfg_;
   sockaddr_in addr_{};
   int epoll_ = -1;
+  lab::http::SocketCalls reads_;
   std::vector<VirtualUser> users_;
   std::priority_queue<Start, std::vector<Start>, std::greater<>> starts_;
 };
